@@ -1,0 +1,88 @@
+"""DistributedTestCase: the base class of every scenario test.
+
+The launcher's rank worker has already initialised the default process group (once per
+launch) and calls configure(); test methods use self.rank, self.world_size, self.device and
+self.checkpoint_dir(). absl's parameterized.TestCase is the in-rank framework.
+"""
+
+import functools
+import os
+import re
+import shutil
+
+import torch
+import torch.distributed as dist
+from absl.testing import parameterized
+
+_ENV = {}
+
+
+def configure(device, backend, scratch_dir):
+    """Called by the rank worker after init_process_group."""
+    _ENV.update(device=device, backend=backend, scratch_dir=scratch_dir)
+
+
+def requires_world_size(n):
+    """Skips a case (with that reason) below world size n, e.g. a scenario needing 4 ranks."""
+    def decorator(fn):
+        @functools.wraps(fn)
+        def wrapper(self, *args, **kwargs):
+            if self.world_size < n:
+                self.skipTest(f"needs world size >= {n}, launched with {self.world_size}")
+            return fn(self, *args, **kwargs)
+        return wrapper
+    return decorator
+
+
+def requires_cuda(why):
+    """Skips a case on CPU ranks with a reason that starts with 'needs CUDA'."""
+    def decorator(fn):
+        @functools.wraps(fn)
+        def wrapper(self, *args, **kwargs):
+            if self.device_type != "cuda":
+                self.skipTest(f"needs CUDA: {why}")
+            return fn(self, *args, **kwargs)
+        return wrapper
+    return decorator
+
+
+class DistributedTestCase(parameterized.TestCase):
+    """A test case that runs on every rank of a launch, in lock step."""
+
+    def setUp(self):
+        super().setUp()
+        if not dist.is_initialized():
+            raise RuntimeError("DistributedTestCase runs under testing/launcher.py (one process per rank)")
+        torch.manual_seed(0)
+
+    @property
+    def rank(self):
+        return dist.get_rank()
+
+    @property
+    def world_size(self):
+        return dist.get_world_size()
+
+    @property
+    def device_type(self):
+        return _ENV["device"]
+
+    @property
+    def device(self):
+        if self.device_type == "cuda":
+            return torch.device("cuda", torch.cuda.current_device())
+        return torch.device("cpu")
+
+    @property
+    def backend(self):
+        return _ENV["backend"]
+
+    def checkpoint_dir(self, name="checkpoint"):
+        """A fresh directory for this case, the same path on every rank, under TEST_TMPDIR."""
+        case = re.sub(r"[^\w.-]", "_", self.id().split(".", 1)[-1])
+        path = os.path.join(_ENV["scratch_dir"], case, name)
+        if self.rank == 0:
+            shutil.rmtree(path, ignore_errors=True)
+            os.makedirs(path)
+        dist.barrier()
+        return path

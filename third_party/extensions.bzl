@@ -1,0 +1,8 @@
+"""Module extension (Bazel 6+, MODULE.bazel) creating the same @pypi as WORKSPACE does."""
+
+load(":python_env.bzl", "python_env")
+
+def _python_env_ext_impl(mctx):
+    python_env(name = "pypi")
+
+python_env_ext = module_extension(implementation = _python_env_ext_impl)
