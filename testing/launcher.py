@@ -13,6 +13,7 @@ Started by Bazel as the test binary (or by `bazel run`, or `python -m testing.la
      TEST_SHARD_STATUS_FILE, TESTBRIDGE_TEST_ONLY (--test_filter) and TEST_TMPDIR.
 """
 
+import ctypes
 import os
 import signal
 import subprocess
@@ -46,7 +47,6 @@ flags.DEFINE_string("gpu_lock_dir", os.environ.get("DSD_GPU_LOCK_DIR", "/tmp/dsd
                     "Host-wide directory of GPU slot lock files.")
 flags.DEFINE_float("gpu_lock_timeout", 3600.0, "Seconds to wait for free GPU slots.")
 flags.DEFINE_bool("list", False, "Print this shard's case ids and exit (no ranks started).")
-flags.mark_flag_as_required("test_module")
 
 _POLL = 0.2
 _STACK_DUMP_WAIT = 1.5
@@ -54,6 +54,27 @@ _STACK_DUMP_WAIT = 1.5
 
 class _Interrupted(Exception):
     pass
+
+
+def _die_with_parent():
+    """In the child: SIGKILL torchrun if the launcher dies (even by SIGKILL); ranks do the same."""
+    ctypes.CDLL("libc.so.6").prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+
+
+def processes_with_env(token):
+    """PIDs of live (non-zombie) processes whose environment contains `token`."""
+    pids = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/environ", "rb") as f:
+                if token.encode() not in f.read():
+                    continue
+            with open(f"/proc/{pid}/stat") as f:
+                if f.read().rsplit(")", 1)[-1].split()[0] != "Z":
+                    pids.append(int(pid))
+        except OSError:
+            continue
+    return pids
 
 
 def _log(msg=""):
@@ -83,6 +104,7 @@ class Launch:
         self.records = {}
         self.kill_reason = None
         self.stacks = {}
+        self.token = f"DSD_LAUNCH_TOKEN={os.getpid()}.{attempt}.{time.time_ns()}"
 
     def rank_file(self, rank, ext):
         return os.path.join(self.dir, f"rank{rank}.{ext}")
@@ -161,25 +183,28 @@ class Launch:
         if stuck:
             time.sleep(_STACK_DUMP_WAIT)
             self.stacks = {rk: _tail(self.rank_file(rk, "log"), 200, offsets[rk]) for rk in stuck}
-        for pid in pids.values():
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
         try:
             os.killpg(proc.pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
+        # Ranks run in sessions of their own: find them all, also those not yet recorded.
+        for pid in set(pids.values()) | set(processes_with_env(self.token)):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
         proc.wait()
 
     def run(self):
         env = dict(os.environ)
         env.setdefault("OMP_NUM_THREADS", "1")
         env["PYTHONUNBUFFERED"] = "1"
+        env["DSD_LAUNCHER_PID"] = str(os.getpid())
+        env["DSD_LAUNCH_TOKEN"] = self.token.split("=", 1)[1]
         env.update(self.r.extra_env)
         with open(self.torchrun_log, "w") as log:
             proc = subprocess.Popen(self.command(), env=env, stdout=log, stderr=subprocess.STDOUT,
-                                    start_new_session=True)
+                                    start_new_session=True, preexec_fn=_die_with_parent)
         self.r.proc = proc
         try:
             while proc.poll() is None:
@@ -286,7 +311,11 @@ class Runner:
         attempt = 0
         while True:
             launch = Launch(self, attempt, skip=[r.case_id for r in self.results])
-            rc = launch.run()
+            try:
+                rc = launch.run()
+            except _Interrupted:
+                self._collect(launch, None)
+                raise
             progress = self._collect(launch, rc)
             if self.plan is None:
                 detail = self._crash_detail(launch, None, {}, rc)
@@ -310,6 +339,8 @@ class Runner:
 
 def main(argv):
     del argv
+    if not FLAGS.test_module:
+        raise app.UsageError("--test_module is required (dist_py_test sets it)")
     t0 = time.monotonic()
     if os.environ.get("TEST_SHARD_STATUS_FILE"):
         open(os.environ["TEST_SHARD_STATUS_FILE"], "a").close()
@@ -330,7 +361,12 @@ def main(argv):
         return _finish(suite, [results_lib.CaseResult("launcher.device", results_lib.FAILED, str(e))], t0, [])
     _log(f"{suite}: world size {FLAGS.world_size}, device {device} ({why}), shard {shard_index + 1}/{total_shards}"
          + (f", filter {FLAGS.test_filter!r}" if FLAGS.test_filter else ""))
-    _log(f"per-rank logs: {output_dir}")
+    if os.environ.get("TEST_TARGET"):  # under bazel test: where the logs land after the run
+        target = os.environ["TEST_TARGET"].lstrip("/").replace(":", "/")
+        shard = f"shard_{shard_index + 1}_of_{total_shards}/" if total_shards > 1 else ""
+        _log(f"per-rank logs: bazel-testlogs/{target}/{shard}test.outputs/ (outputs.zip)")
+    else:
+        _log(f"per-rank logs: {output_dir}")
 
     def interrupt(signum, frame):
         raise _Interrupted()

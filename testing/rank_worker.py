@@ -7,32 +7,46 @@ every rank ends the launch; the launcher starts a fresh one for the remaining ca
 Records go to the rank's JSON-lines file (see results.py); stdout/stderr to the rank's log.
 """
 
-import argparse
 import ctypes
-import datetime
-import faulthandler
-import importlib
-import json
 import os
 import signal
-import sys
+import threading
 import time
-import traceback
-import unittest
 
-from testing import case_selection
-from testing import dist_test_case
+
+def _die_with_launch():
+    """No rank outlives its launch: SIGKILL when torchrun dies (set before the slow imports
+    below, so a torchrun killed during start-up takes this rank with it), and exit when the
+    launcher is gone (it may have been SIGKILLed with torchrun still alive)."""
+    ctypes.CDLL("libc.so.6").prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    launcher_pid = int(os.environ.get("DSD_LAUNCHER_PID", "0"))
+
+    def watch():
+        while True:
+            try:
+                os.kill(launcher_pid, 0)
+            except ProcessLookupError:
+                os._exit(137)
+            time.sleep(0.5)
+
+    if launcher_pid:
+        threading.Thread(target=watch, name="dsd-launcher-watch", daemon=True).start()
+
+
+_die_with_launch()
+
+import argparse  # noqa: E402
+import datetime  # noqa: E402
+import faulthandler  # noqa: E402
+import importlib  # noqa: E402
+import json  # noqa: E402
+import sys  # noqa: E402
+import traceback  # noqa: E402
+import unittest  # noqa: E402
+
+from testing import case_selection  # noqa: E402
 
 _CLEAN = ("pass", "skip", "xfail")
-
-
-def _die_with_parent():
-    """Ask the kernel to SIGKILL this rank when torchrun dies, so no rank outlives a killed test."""
-    try:
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except OSError:
-        pass
 
 
 def _redirect_output(log_path):
@@ -114,7 +128,6 @@ def main(argv=None):
     args = parse_args(sys.argv[1:] if argv is None else argv)
     rank, world_size = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
     local_rank = int(os.environ.get("LOCAL_RANK", rank))
-    _die_with_parent()
     _redirect_output(os.path.join(args.attempt_dir, f"rank{rank}.log"))
     faulthandler.enable(all_threads=True)
     faulthandler.register(signal.SIGUSR1, all_threads=True, chain=False)
@@ -123,6 +136,8 @@ def main(argv=None):
     import torch
     import torch.distributed as dist
     from absl import flags
+
+    from testing import dist_test_case
 
     flags.FLAGS(sys.argv[:1])  # absltest helpers read flags; use their defaults
     if args.device == "cuda":

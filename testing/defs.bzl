@@ -1,0 +1,108 @@
+"""dist_py_test: one distributed test module, one py_test per world size.
+
+Modelled on JAX's jax_test: one source file, one generated target per variant, per-variant
+shard counts, tags, and a test_suite per tag.
+
+    dist_py_test(
+        name = "fsdp_optim_state_test",
+        srcs = ["fsdp_optim_state_test.py"],
+        world_sizes = [2, 4],
+        shard_count = {4: 2},
+        deps = ["//models:world_size_scaled", "//testing:dist_test_case"],
+    )
+
+emits
+    :fsdp_optim_state_test_gpu2, :fsdp_optim_state_test_gpu4   py_test, main = the launcher,
+        tagged gpuN and cpu:N (Bazel reserves N local cores), routed to the gpuN pool
+    :fsdp_optim_state_test        test_suite of all variants
+    :gpu2_tests, :gpu4_tests      test_suite per tag, once per package
+"""
+
+load(":pools.bzl", "pool_exec_properties")
+
+_LAUNCHER_MAIN = "//testing:launcher.py"
+_SIZES = ["small", "medium", "large", "enormous"]
+
+def _check_int(what, value):
+    if type(value) != "int":
+        fail("%s must be an int, got %r" % (what, value))
+
+def _shard_counts(name, shard_count, world_sizes):
+    """{world_size: shard count or None} from an int, a dict keyed by world size, or None."""
+    if shard_count == None:
+        return {ws: None for ws in world_sizes}
+    if type(shard_count) == "int":
+        shard_count = {ws: shard_count for ws in world_sizes}
+    if type(shard_count) != "dict":
+        fail("dist_py_test(%s): shard_count must be an int or a dict {world_size: count}" % name)
+    for ws, count in shard_count.items():
+        if ws not in world_sizes:
+            fail("dist_py_test(%s): shard_count has unknown key %r; world_sizes are %r" % (name, ws, world_sizes))
+        _check_int("dist_py_test(%s): shard_count[%r]" % (name, ws), count)
+        if count < 1:
+            fail("dist_py_test(%s): shard_count[%r] must be >= 1, got %d" % (name, ws, count))
+    return {ws: shard_count.get(ws) for ws in world_sizes}
+
+def _module_name(name, srcs):
+    if len(srcs) != 1 or not srcs[0].endswith(".py") or ":" in srcs[0]:
+        fail("dist_py_test(%s): srcs must be exactly one .py file of this package, got %r" % (name, srcs))
+    path = srcs[0][:-len(".py")]
+    package = native.package_name()
+    return (package + "/" + path if package else path).replace("/", ".")
+
+def dist_py_test(
+        name,
+        srcs,
+        world_sizes = [2],
+        deps = [],
+        data = [],
+        args = [],
+        shard_count = None,
+        size = "medium",
+        timeout = None,
+        tags = [],
+        flaky = None,
+        visibility = None):
+    """Emits `<name>_gpu<N>` for each N in world_sizes; see the module docstring."""
+    if type(world_sizes) != "list" or not world_sizes:
+        fail("dist_py_test(%s): world_sizes must be a non-empty list of ints" % name)
+    for ws in world_sizes:
+        _check_int("dist_py_test(%s): world size" % name, ws)
+        if ws < 1:
+            fail("dist_py_test(%s): world size must be >= 1, got %d" % (name, ws))
+    if len({ws: None for ws in world_sizes}) != len(world_sizes):
+        fail("dist_py_test(%s): duplicate world sizes in %r" % (name, world_sizes))
+    if size not in _SIZES:
+        fail("dist_py_test(%s): size must be one of %r, got %r" % (name, _SIZES, size))
+    for tag in tags:
+        if tag.startswith("gpu") or tag.startswith("cpu:"):
+            fail("dist_py_test(%s): tag %r is set by the macro from world_sizes" % (name, tag))
+    module = _module_name(name, srcs)
+    shards = _shard_counts(name, shard_count, world_sizes)
+
+    variants = []
+    for ws in sorted(world_sizes):
+        variant = "%s_gpu%d" % (name, ws)
+        variants.append(":" + variant)
+        native.py_test(
+            name = variant,
+            srcs = srcs + [_LAUNCHER_MAIN],
+            main = _LAUNCHER_MAIN,
+            args = ["--test_module=" + module, "--world_size=%d" % ws] + args,
+            deps = deps + ["//testing:launcher"],
+            data = data,
+            size = size,
+            timeout = timeout,
+            flaky = flaky,
+            shard_count = shards[ws],
+            tags = tags + ["gpu%d" % ws, "cpu:%d" % ws],
+            exec_properties = pool_exec_properties(ws),
+            python_version = "PY3",
+            srcs_version = "PY3",
+            visibility = visibility,
+        )
+        suite = "gpu%d_tests" % ws
+        if not native.existing_rule(suite):
+            native.test_suite(name = suite, tags = ["gpu%d" % ws])
+
+    native.test_suite(name = name, tests = variants, tags = [t for t in tags if t == "manual"])
