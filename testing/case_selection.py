@@ -12,14 +12,15 @@ def discover(module):
     """All test cases of `module`, as {case_id: TestCase}, in a deterministic order.
 
     The order is by class name, then method name (unittest's loader order), so every rank and
-    every shard sees the same sequence. case_id is "Class.method".
+    every shard sees the same sequence. case_id is "Class.method". Classes imported from other
+    modules and classes whose name starts with "_" (helpers, fixtures) are not collected.
     """
     loader = unittest.TestLoader()
     cases = {}
     classes = sorted(
         (obj for obj in vars(module).values()
          if isinstance(obj, type) and issubclass(obj, unittest.TestCase)
-         and obj.__module__ == module.__name__),
+         and obj.__module__ == module.__name__ and not obj.__name__.startswith("_")),
         key=lambda cls: cls.__name__,
     )
     for cls in classes:

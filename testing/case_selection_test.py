@@ -68,7 +68,11 @@ class DiscoverTest(absltest.TestCase):
             def test_only(self):
                 pass
 
-        for cls in (Zeta, Alpha):
+        class _Helper(unittest.TestCase):
+            def test_hidden(self):
+                pass
+
+        for cls in (Zeta, Alpha, _Helper):
             cls.__module__ = module.__name__
             setattr(module, cls.__name__, cls)
         module.Imported = absltest.TestCase  # defined elsewhere: not collected

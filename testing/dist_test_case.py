@@ -9,6 +9,7 @@ import functools
 import os
 import re
 import shutil
+import traceback
 
 import torch
 import torch.distributed as dist
@@ -42,6 +43,30 @@ def requires_cuda(why):
             if self.device_type != "cuda":
                 self.skipTest(f"needs CUDA: {why}")
             return fn(self, *args, **kwargs)
+        return wrapper
+    return decorator
+
+
+class KnownFailure(Exception):
+    """Raised by @known_failure when a case fails with its recorded symptom (reported as xfail)."""
+
+
+def known_failure(exc_type, symptom, why):
+    """Marks a regression case for a known torch bug: the case is an expected failure while it
+    raises `exc_type` matching the regex `symptom`; it fails if the bug is gone (unexpected
+    success: drop the mark) or if it fails any other way.
+    """
+    def decorator(fn):
+        @functools.wraps(fn)
+        def wrapper(self, *args, **kwargs):
+            try:
+                fn(self, *args, **kwargs)
+            except exc_type as e:
+                if not re.search(symptom, f"{type(e).__name__}: {e}"):
+                    raise
+                raise KnownFailure(f"known bug: {why}\nsymptom: {type(e).__name__}: {e}\n"
+                                   + "".join(traceback.format_exception(e)[-6:])) from e
+            self.fail(f"unexpected success: known bug no longer reproduces ({why}); remove @known_failure")
         return wrapper
     return decorator
 

@@ -67,9 +67,19 @@ class _Records:
         self._f.flush()
 
 
+class _CaseResult(unittest.TestResult):
+    """Reports a KnownFailure (testing.dist_test_case.known_failure) as an expected failure."""
+
+    def addError(self, test, err):
+        if err[0].__name__ == "KnownFailure":
+            self.expectedFailures.append((test, str(err[1])))
+        else:
+            super().addError(test, err)
+
+
 def run_case(test):
     """Runs one TestCase; returns (status, detail) with status in results.py's vocabulary."""
-    result = unittest.TestResult()
+    result = _CaseResult()
     test.run(result)
     if result.errors:
         return "error", "".join(tb for _, tb in result.errors)
