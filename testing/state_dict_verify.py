@@ -33,7 +33,7 @@ class VerifyStateDictMixin:
     """Assertions for state dicts; mix into a unittest.TestCase."""
 
     def assert_tensor_matches(self, ref, dist_value, fqn, offload_to_cpu=False):
-        full = gather_full(dist_value)
+        ref, full = gather_full(ref), gather_full(dist_value)
         self.assertIsInstance(full, torch.Tensor, f"{fqn}: distributed value is {type(dist_value).__name__}, not a tensor")
         if offload_to_cpu:
             ref, full = ref.cpu(), full.cpu()
