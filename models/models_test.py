@@ -6,6 +6,7 @@ from absl.testing import parameterized
 
 from models import dummy_models
 from models import fusion_embedding
+from models import tied_weights
 from models import world_size_scaled
 
 
@@ -71,6 +72,16 @@ class FusionEmbeddingTest(parameterized.TestCase):
         out = tok(ids)
         self.assertTrue(torch.equal(out[0, 0], tok.embedding.weight[0]))
         self.assertTrue(torch.equal(out[0, 1], tok.fusion_embedding.weight[0]))
+
+
+class TiedWeightsTest(absltest.TestCase):
+
+    def test_head_shares_the_embedding_weight(self):
+        model = tied_weights.TiedEmbeddingModel()
+        self.assertIs(model.lm_head.weight, model.embed.weight)
+        self.assertEqual(len(list(model.parameters())), 3, "the tied weight counts once")
+        self.assertIn("lm_head.weight", model.state_dict())
+        self.assertEqual(model(model.get_input()).shape, (4, 5, model.vocab_size))
 
 
 if __name__ == "__main__":

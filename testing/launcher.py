@@ -34,7 +34,7 @@ flags.DEFINE_enum("device", os.environ.get("DSD_DEVICE") or "auto", gpu_slots.DE
                   "Where ranks run; default $DSD_DEVICE (set by --config=cpu|gpu), else auto.")
 flags.DEFINE_string("test_filter", os.environ.get("TESTBRIDGE_TEST_ONLY", ""),
                     "Cases to run: ids (Class.method), classes, method names or globs; '-' excludes.")
-flags.DEFINE_float("case_timeout", 600.0, "Seconds one case may run before it counts as hung.")
+flags.DEFINE_float("case_timeout", 120.0, "Seconds one case may run before it counts as hung.")
 flags.DEFINE_float("straggler_timeout", 120.0,
                    "Seconds a rank may lag behind the others that finished the same case.")
 flags.DEFINE_float("failure_grace", 10.0,
