@@ -13,12 +13,14 @@ from torch.distributed.checkpoint.state_dict import StateDictOptions
 from torch.distributed.checkpoint.state_dict import get_model_state_dict
 from torch.distributed.checkpoint.state_dict import get_state_dict
 from torch.distributed.checkpoint.state_dict import set_model_state_dict
+from torch.distributed.checkpoint.state_dict import set_optimizer_state_dict
 from torch.distributed.checkpoint.state_dict import set_state_dict
 
 from models.dummy_models import dummy_model
 from models.tied_weights import TiedEmbeddingModel
 from testing import parallelisms
 from testing.dist_test_case import DistributedTestCase
+from testing.dist_test_case import known_failure
 from testing.state_dict_verify import VerifyStateDictMixin
 
 KINDS = {
@@ -27,11 +29,22 @@ KINDS = {
     "full_cpu_offload": {"full_state_dict": True, "cpu_offload": True},
     "flattened_optim": {"flatten_optimizer_state_dict": True},
 }
-# FSDP1 + cpu_offload crashes ranks on CPU (see dsd/regressions): not run in-process.
+# Not run in-process because they crash a rank on CPU/gloo (torch 2.13); pinned as crash
+# regressions in dsd/crash_regressions_test.py instead:
+#   FSDP1 + full_state_dict + cpu_offload   rank 0 segfaults in get_state_dict
+#   FSDP1 + flatten_optimizer_state_dict    set_state_dict aborts rank 0 (gloo size mismatch)
 WRAPPER_X_KIND = tuple(
     (f"{w}_{k}", w, k) for w in parallelisms.WRAPPERS for k in KINDS
     if not (w.startswith("fsdp1") and "cpu_offload" in KINDS[k])
 )
+LOADABLE_WRAPPER_X_KIND = tuple(
+    (case, w, k) for case, w, k in WRAPPER_X_KIND
+    if "cpu_offload" not in KINDS[k]  # full cpu_offload state dicts exist on rank 0 only
+    and not (w == "fsdp1" and k == "flattened_optim")
+)
+# FSDP1 without use_orig_params flattens each unit into one FlatParameter: one requires_grad
+# and one optimizer param group per unit (test_fsdp1_flat_params_limits checks both errors).
+ORIG_PARAMS_WRAPPERS = tuple(w for w in parallelisms.WRAPPERS if w != "fsdp1_flat_params")
 OPTIMIZERS = {
     "adam": lambda params: torch.optim.Adam(params, lr=0.01),
     "adamw": lambda params: torch.optim.AdamW(params, lr=0.01, weight_decay=0.1),
@@ -63,7 +76,8 @@ class DsdWrappersTest(VerifyStateDictMixin, DistributedTestCase):
     def _verify(self, reference, ref_optim, model, optim, options):
         msd, osd = get_state_dict(model, optim, options=options)
         if options.cpu_offload and options.full_state_dict and self.rank != 0:
-            self.assertEqual((msd, osd["state"]), ({}, {}), "full cpu_offload state dicts live on rank 0 only")
+            self.assertEqual(msd, {}, "full cpu_offload model state dicts live on rank 0 only")
+            self.assertFalse(osd.get("state"), "full cpu_offload optimizer state lives on rank 0 only")
             return
         self.verify_msd(reference.state_dict(), msd, options, offload_to_cpu=options.cpu_offload)
         if options.cpu_offload:
@@ -76,11 +90,8 @@ class DsdWrappersTest(VerifyStateDictMixin, DistributedTestCase):
         reference, ref_optim, model, optim = self._pair(wrapper)
         self._verify(reference, ref_optim, model, optim, StateDictOptions(**KINDS[kind]))
 
-    @parameterized.named_parameters(*WRAPPER_X_KIND)
+    @parameterized.named_parameters(*LOADABLE_WRAPPER_X_KIND)
     def test_set_state_dict_restores_saved_state(self, wrapper, kind):
-        if "cpu_offload" in KINDS[kind]:
-            self.skipTest("not a load option: full cpu_offload state dicts exist on rank 0 only "
-                          "(loading them is test_broadcast_from_rank0)")
         reference, ref_optim, model, optim = self._pair(wrapper)
         options = StateDictOptions(**KINDS[kind])
         msd, osd = copy.deepcopy(get_state_dict(model, optim, options=options))
@@ -88,33 +99,61 @@ class DsdWrappersTest(VerifyStateDictMixin, DistributedTestCase):
         set_state_dict(model, optim, model_state_dict=msd, optim_state_dict=osd, options=options)
         self._verify(reference, ref_optim, model, optim, options)
 
-    @parameterized.named_parameters(*_named("fsdp1", "fsdp2", "ddp"))
+    @parameterized.named_parameters(*_named("fsdp1", "fsdp2"))
     def test_broadcast_from_rank0(self, wrapper):
         reference, ref_optim, _, _ = self._pair("plain")
         _, _, model, optim = self._pair(wrapper, seed=1)
-        options = StateDictOptions(full_state_dict=True, broadcast_from_rank0=True)
-        full_msd, full_osd = get_state_dict(reference, ref_optim, options=StateDictOptions(full_state_dict=True))
+        msd, osd = copy.deepcopy(get_state_dict(reference, ref_optim))
         if self.rank != 0:  # only rank 0 holds the checkpoint
-            full_msd, full_osd = {}, {}
-        set_state_dict(model, optim, model_state_dict=full_msd, optim_state_dict=full_osd, options=options)
+            msd, osd = {}, {}
+        options = StateDictOptions(full_state_dict=True, broadcast_from_rank0=True)
+        set_model_state_dict(model, msd, options=options)
+        set_optimizer_state_dict(model, optim, osd, options=options)
         self._verify(reference, ref_optim, model, optim, StateDictOptions())
+        self._verify(reference, ref_optim, model, optim, StateDictOptions(full_state_dict=True))
 
-    @parameterized.named_parameters(*_named(*parallelisms.WRAPPERS))
+    @parameterized.named_parameters(*_named(*(w for w in parallelisms.WRAPPERS if w != "ddp")))
     def test_strict_false_reports_missing_and_unexpected_keys(self, wrapper):
-        reference, _, _, _ = self._pair("plain")
-        _, _, model, _ = self._pair(wrapper, seed=1)
-        full = get_model_state_dict(reference, options=StateDictOptions(full_state_dict=True))
-        full.pop("net4.1.bias")
-        full["not.a.parameter"] = torch.zeros(1)
-        with self.assertRaises(RuntimeError):
-            set_model_state_dict(model, copy.copy(full), options=StateDictOptions(full_state_dict=True))
-        result = set_model_state_dict(model, full, options=StateDictOptions(full_state_dict=True, strict=False))
-        self.assertIn("net4.1.bias", result.missing_keys)
-        self.assertIn("not.a.parameter", result.unexpected_keys)
-        loaded = get_model_state_dict(model, options=StateDictOptions(full_state_dict=True))
-        self.assert_tensor_matches(full["net1.0.weight"], loaded["net1.0.weight"], "net1.0.weight")
+        self._check_strict_false(wrapper)
 
-    @parameterized.named_parameters(*_named(*parallelisms.WRAPPERS))
+    @known_failure(AssertionError, r"\['module\.net4\.1\.bias'\] != \['net4\.1\.bias'\]",
+                   "for DDP, set_model_state_dict(strict=False) reports missing keys with DDP's "
+                   "'module.' prefix, which DSD strips from the state dict's own keys")
+    def test_strict_false_reports_missing_and_unexpected_keys_ddp(self):
+        self._check_strict_false("ddp")
+
+    def _check_strict_false(self, wrapper):
+        _, _, model, _ = self._pair(wrapper)
+        msd = get_model_state_dict(model)
+        saved = copy.deepcopy(msd)
+        msd.pop("net4.1.bias")
+        msd["not.a.parameter"] = torch.zeros(1)
+        with self.assertRaisesRegex(RuntimeError, "Unexpected key|Missing key"):
+            set_model_state_dict(model, copy.copy(msd))
+        result = set_model_state_dict(model, msd, options=StateDictOptions(strict=False))
+        self.assertEqual(list(result.missing_keys), ["net4.1.bias"])
+        self.assertEqual(list(result.unexpected_keys), ["not.a.parameter"])
+        after = get_model_state_dict(model)
+        for fqn, value in saved.items():
+            self.assert_tensor_matches(value, after[fqn], fqn)
+
+    @known_failure(AssertionError, r"'net4\.1\.bias' not found in \[\]",
+                   "with full_state_dict=True, set_model_state_dict(strict=False) loads but reports "
+                   "no missing keys (the sharded path reports them)")
+    def test_strict_false_full_state_dict_reports_missing_keys(self):
+        _, _, model, _ = self._pair("fsdp2")
+        full = get_model_state_dict(model, options=StateDictOptions(full_state_dict=True))
+        full.pop("net4.1.bias")
+        result = set_model_state_dict(model, full, options=StateDictOptions(full_state_dict=True, strict=False))
+        self.assertIn("net4.1.bias", list(result.missing_keys))
+
+    def test_fsdp1_flat_params_limits(self):
+        with self.assertRaisesRegex(ValueError, "uniform `requires_grad` when `use_orig_params=False`"):
+            self._pair("fsdp1_flat_params", freeze=("net1.",))
+        _, _, model, _ = self._pair("fsdp1_flat_params")
+        self.assertLen(list(model.parameters()), 1, "one FlatParameter for the whole unit")
+
+    @parameterized.named_parameters(*_named(*ORIG_PARAMS_WRAPPERS))
     def test_frozen_parameters(self, wrapper):
         reference, ref_optim, model, optim = self._pair(wrapper, freeze=("net1.",))
         options = StateDictOptions(ignore_frozen_params=True)
@@ -134,7 +173,7 @@ class DsdWrappersTest(VerifyStateDictMixin, DistributedTestCase):
             self.verify_msd(reference.state_dict(), msd, options)
             self.verify_osd(reference, ref_optim, ref_optim.state_dict(), osd)
 
-    @parameterized.named_parameters(*_named(*parallelisms.WRAPPERS))
+    @parameterized.named_parameters(*_named(*ORIG_PARAMS_WRAPPERS))
     def test_multiple_param_groups(self, wrapper):
         def make_optim(params):
             params = list(params)

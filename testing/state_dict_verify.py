@@ -29,6 +29,29 @@ def gather_full(value):
     return value
 
 
+def unflatten_osd(osd):
+    """An optimizer state dict from flatten_optimizer_state_dict=True ("state.<fqn>.<key>",
+    "param_groups.<fqn>.<hyperparameter>") in the nested form, one param group per FQN."""
+    if STATE in osd or not osd:
+        return osd
+    state, groups = {}, {}
+    for flat_key, value in osd.items():
+        section, _, rest = flat_key.partition(".")
+        fqn, _, key = rest.rpartition(".")
+        if section == STATE:
+            state.setdefault(fqn, {})[key] = value
+        elif section == PARAM_GROUPS:
+            groups.setdefault(fqn, {})[key] = value
+        else:
+            raise AssertionError(f"unexpected key {flat_key!r} in a flattened optimizer state dict")
+    return {STATE: state, PARAM_GROUPS: [dict(g, params=[fqn]) for fqn, g in groups.items()]}
+
+
+def _plain(value):
+    """Tuples and lists compare equal (a state dict round trip turns Adam's betas into a list)."""
+    return list(value) if isinstance(value, tuple) else value
+
+
 class VerifyStateDictMixin:
     """Assertions for state dicts; mix into a unittest.TestCase."""
 
@@ -69,6 +92,7 @@ class VerifyStateDictMixin:
 
     def verify_osd(self, model, optim, osd, dist_osd):
         """Optimizer state dicts: `osd` from optim.state_dict() (param ids), `dist_osd` from DSD (FQNs)."""
+        dist_osd = unflatten_osd(dist_osd)
         fqn_of = self._fqn_by_param_id(model, optim)
         ref_state = {fqn_of[pid]: s for pid, s in osd[STATE].items()}
         self.assertEqual(sorted(ref_state), sorted(dist_osd[STATE]), "FQNs with optimizer state differ")
@@ -86,7 +110,8 @@ class VerifyStateDictMixin:
         for i, (group, dist_group) in enumerate(zip(ref_groups, dist_groups)):
             self.assertEqual(sorted(group), sorted(dist_group), f"param_groups[{i}]: keys differ")
             for key, value in group.items():
-                self.assertEqual(value, dist_group[key], f"param_groups[{i}][{key!r}] differs (params {group['params']})")
+                self.assertEqual(_plain(value), _plain(dist_group[key]),
+                                 f"param_groups[{i}][{key!r}] differs (params {group['params']})")
 
     def _regroup(self, ref_groups, dist_groups):
         """Flattened param_groups (one per FQN) merged back into the reference's grouping."""
@@ -97,8 +122,8 @@ class VerifyStateDictMixin:
             self.assertEqual(missing, [], f"FQNs missing from the distributed param_groups: {missing}")
             first = by_fqn[group["params"][0]]
             for fqn in group["params"]:
-                other = {k: v for k, v in by_fqn[fqn].items() if k != "params"}
-                self.assertEqual(other, {k: v for k, v in first.items() if k != "params"},
+                other = {k: _plain(v) for k, v in by_fqn[fqn].items() if k != "params"}
+                self.assertEqual(other, {k: _plain(v) for k, v in first.items() if k != "params"},
                                  f"{fqn}: hyperparameters differ within one reference param_group")
             merged.append(dict(copy.copy(first), params=sorted(group["params"])))
         return merged
@@ -106,7 +131,7 @@ class VerifyStateDictMixin:
     def verify_osd_by_load(self, model, optim, new_optim, dist_osd):
         """Loads the gathered `dist_osd` into `new_optim` through DSD and compares with `optim`."""
         set_state_dict(model, optimizers=new_optim, model_state_dict={},
-                       optim_state_dict=_gather_state_dict(dist_osd))
+                       optim_state_dict=_gather_state_dict(unflatten_osd(dist_osd)))
         self.assert_nested_equal(optim.state_dict(), new_optim.state_dict(), "optimizer.state_dict()")
 
     def assert_nested_equal(self, expected, actual, path):
@@ -116,10 +141,11 @@ class VerifyStateDictMixin:
             for key in expected:
                 self.assert_nested_equal(expected[key], actual[key], f"{path}[{key!r}]")
         elif isinstance(expected, (list, tuple)):
+            self.assertIsInstance(actual, (list, tuple), path)
             self.assertEqual(len(expected), len(actual), f"{path}: length differs")
             for i, (e, a) in enumerate(zip(expected, actual)):
                 self.assert_nested_equal(e, a, f"{path}[{i}]")
         elif isinstance(expected, torch.Tensor):
             self.assert_tensor_matches(expected, actual, path)
         else:
-            self.assertEqual(expected, actual, f"{path} differs")
+            self.assertEqual(_plain(expected), _plain(actual), f"{path} differs")

@@ -123,6 +123,26 @@ class VerifyOsdTest(VerifyStateDictMixin, DistributedTestCase):
         with self.assertRaisesRegex(AssertionError, "hyperparameters differ"):
             self.verify_osd(model, optim, optim.state_dict(), dist_osd)
 
+    def test_flattened_optimizer_state_dict_is_unflattened(self):
+        model, optim = _model_and_optim()
+        nested = _dist_osd(model, optim)
+        flat = {f"state.{fqn}.{k}": v for fqn, s in nested["state"].items() for k, v in s.items()}
+        flat.update({f"param_groups.{fqn}.{k}": v for g in nested["param_groups"] for fqn in g["params"]
+                     for k, v in g.items() if k != "params"})
+        self.verify_osd(model, optim, optim.state_dict(), flat)
+        flat["state.2.bias.exp_avg"] = flat["state.2.bias.exp_avg"] * 3 + 1
+        with self.assertRaisesRegex(AssertionError, r"2\.bias\.exp_avg has mismatched values"):
+            self.verify_osd(model, optim, optim.state_dict(), flat)
+
+    def test_tuple_and_list_hyperparameters_compare_equal(self):
+        model, optim = _model_and_optim()
+        dist_osd = _dist_osd(model, optim)
+        dist_osd["param_groups"][0]["betas"] = list(dist_osd["param_groups"][0]["betas"])
+        self.verify_osd(model, optim, optim.state_dict(), dist_osd)
+        dist_osd["param_groups"][0]["betas"] = [0.5, 0.999]
+        with self.assertRaisesRegex(AssertionError, "betas"):
+            self.verify_osd(model, optim, optim.state_dict(), dist_osd)
+
     def test_verify_by_load(self):
         model, optim = _model_and_optim()
         dist_osd = _dist_osd(model, optim)
