@@ -61,9 +61,14 @@ def dist_py_test(
         size = "medium",
         timeout = None,
         tags = [],
+        cpus = None,
         flaky = None,
         visibility = None):
-    """Emits `<name>_gpu<N>` for each N in world_sizes; see the module docstring."""
+    """Emits `<name>_gpu<N>` for each N in world_sizes; see the module docstring.
+
+    `cpus` overrides the local cores reserved per target (default: N), e.g. for a 1-rank
+    target whose cases start sub-launches of their own.
+    """
     if type(world_sizes) != "list" or not world_sizes:
         fail("dist_py_test(%s): world_sizes must be a non-empty list of ints" % name)
     for ws in world_sizes:
@@ -76,7 +81,11 @@ def dist_py_test(
         fail("dist_py_test(%s): size must be one of %r, got %r" % (name, _SIZES, size))
     for tag in tags:
         if tag.startswith("gpu") or tag.startswith("cpu:"):
-            fail("dist_py_test(%s): tag %r is set by the macro from world_sizes" % (name, tag))
+            fail("dist_py_test(%s): tag %r is set by the macro (world_sizes, cpus)" % (name, tag))
+    if cpus != None:
+        _check_int("dist_py_test(%s): cpus" % name, cpus)
+        if cpus < 1:
+            fail("dist_py_test(%s): cpus must be >= 1, got %d" % (name, cpus))
     module = _module_name(name, srcs)
     shards = _shard_counts(name, shard_count, world_sizes)
 
@@ -89,13 +98,13 @@ def dist_py_test(
             srcs = srcs + [_LAUNCHER_MAIN],
             main = _LAUNCHER_MAIN,
             args = ["--test_module=" + module, "--world_size=%d" % ws] + args,
-            deps = deps + ["//testing:launcher"],
+            deps = deps + [d for d in ["//testing:launcher"] if d not in deps],
             data = data,
             size = size,
             timeout = timeout,
             flaky = flaky,
             shard_count = shards[ws],
-            tags = tags + ["gpu%d" % ws, "cpu:%d" % ws],
+            tags = tags + ["gpu%d" % ws, "cpu:%d" % (cpus or ws)],
             exec_properties = pool_exec_properties(ws),
             python_version = "PY3",
             srcs_version = "PY3",
