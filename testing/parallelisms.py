@@ -20,7 +20,9 @@ SHARDED = ("fsdp1", "fsdp1_flat_params", "fsdp2")
 
 
 def wrap(module, wrapper, device):
-    module = module.to(device)
+    """`module` wrapped on `device`; a meta-device module stays on meta (call to_empty after)."""
+    if not any(p.is_meta for p in module.parameters()):
+        module = module.to(device)
     if wrapper == "plain":
         return module
     if wrapper == "ddp":
