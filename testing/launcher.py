@@ -411,7 +411,7 @@ def _finish(suite, res, t0, warnings):
     xfail = sum(1 for r in res if r.status == results_lib.PASSED and r.message == "expected failure")
     _log(f"{suite}: {c[results_lib.PASSED]} passed, {c[results_lib.FAILED]} failed, "
          f"{c[results_lib.SKIPPED]} skipped in {elapsed:.1f}s"
-         + (f" ({xfail} of the passed are known torch bugs that still reproduce)" if xfail else ""))
+         + (f" ({xfail} of the passed are expected failures: known torch bugs that still reproduce)" if xfail else ""))
     return 1 if c[results_lib.FAILED] else 0
 
 
