@@ -53,7 +53,8 @@ def _module_name(name, srcs):
 def dist_py_test(
         name,
         srcs,
-        world_sizes = [2],
+        world_sizes = None,
+        phases = None,
         deps = [],
         data = [],
         args = [],
@@ -68,15 +69,11 @@ def dist_py_test(
 
     `cpus` overrides the local cores reserved per target (default: N), e.g. for a 1-rank
     target whose cases start sub-launches of their own.
+
+    `phases` (instead of world_sizes) emits one target per list of world sizes, launched one
+    after the other on the same TEST_TMPDIR: phases = [[4, 2], [2, 4]] gives
+    `<name>_gpu4to2` and `<name>_gpu2to4`, each tagged with its largest world size.
     """
-    if type(world_sizes) != "list" or not world_sizes:
-        fail("dist_py_test(%s): world_sizes must be a non-empty list of ints" % name)
-    for ws in world_sizes:
-        _check_int("dist_py_test(%s): world size" % name, ws)
-        if ws < 1:
-            fail("dist_py_test(%s): world size must be >= 1, got %d" % (name, ws))
-    if len({ws: None for ws in world_sizes}) != len(world_sizes):
-        fail("dist_py_test(%s): duplicate world sizes in %r" % (name, world_sizes))
     if size not in _SIZES:
         fail("dist_py_test(%s): size must be one of %r, got %r" % (name, _SIZES, size))
     for tag in tags:
@@ -86,6 +83,20 @@ def dist_py_test(
         _check_int("dist_py_test(%s): cpus" % name, cpus)
         if cpus < 1:
             fail("dist_py_test(%s): cpus must be >= 1, got %d" % (name, cpus))
+    if phases != None:
+        if world_sizes != None:
+            fail("dist_py_test(%s): give world_sizes or phases, not both" % name)
+        return _phased(name, srcs, phases, deps, data, args, size, timeout, tags, cpus, flaky, visibility)
+    if world_sizes == None:
+        world_sizes = [2]
+    if type(world_sizes) != "list" or not world_sizes:
+        fail("dist_py_test(%s): world_sizes must be a non-empty list of ints" % name)
+    for ws in world_sizes:
+        _check_int("dist_py_test(%s): world size" % name, ws)
+        if ws < 1:
+            fail("dist_py_test(%s): world size must be >= 1, got %d" % (name, ws))
+    if len({ws: None for ws in world_sizes}) != len(world_sizes):
+        fail("dist_py_test(%s): duplicate world sizes in %r" % (name, world_sizes))
     module = _module_name(name, srcs)
     shards = _shard_counts(name, shard_count, world_sizes)
 
@@ -93,25 +104,50 @@ def dist_py_test(
     for ws in sorted(world_sizes):
         variant = "%s_gpu%d" % (name, ws)
         variants.append(":" + variant)
-        native.py_test(
-            name = variant,
-            srcs = srcs + [_LAUNCHER_MAIN],
-            main = _LAUNCHER_MAIN,
-            args = ["--test_module=" + module, "--world_size=%d" % ws] + args,
-            deps = deps + [d for d in ["//testing:launcher"] if d not in deps],
-            data = data,
-            size = size,
-            timeout = timeout,
-            flaky = flaky,
-            shard_count = shards[ws],
-            tags = tags + ["gpu%d" % ws, "cpu:%d" % (cpus or ws)],
-            exec_properties = pool_exec_properties(ws),
-            python_version = "PY3",
-            srcs_version = "PY3",
-            visibility = visibility,
-        )
-        suite = "gpu%d_tests" % ws
-        if not native.existing_rule(suite):
-            native.test_suite(name = suite, tags = ["gpu%d" % ws])
+        _variant(variant, srcs, module, ws, ["--world_size=%d" % ws] + args, deps, data, size, timeout,
+                 tags, cpus, shards[ws], flaky, visibility)
+    native.test_suite(name = name, tests = variants, tags = [t for t in tags if t == "manual"])
 
+def _variant(variant, srcs, module, ranks, launcher_args, deps, data, size, timeout, tags, cpus, shard_count,
+             flaky, visibility):
+    """One py_test running `module` under the launcher on `ranks` GPUs (or CPU ranks)."""
+    native.py_test(
+        name = variant,
+        srcs = srcs + [_LAUNCHER_MAIN],
+        main = _LAUNCHER_MAIN,
+        args = ["--test_module=" + module] + launcher_args,
+        deps = deps + [d for d in ["//testing:launcher"] if d not in deps],
+        data = data,
+        size = size,
+        timeout = timeout,
+        flaky = flaky,
+        shard_count = shard_count,
+        tags = tags + ["gpu%d" % ranks, "cpu:%d" % (cpus or ranks)],
+        exec_properties = pool_exec_properties(ranks),
+        python_version = "PY3",
+        srcs_version = "PY3",
+        visibility = visibility,
+    )
+    suite = "gpu%d_tests" % ranks
+    if not native.existing_rule(suite):
+        native.test_suite(name = suite, tags = ["gpu%d" % ranks])
+
+def _phased(name, srcs, phases, deps, data, args, size, timeout, tags, cpus, flaky, visibility):
+    if type(phases) != "list" or not phases:
+        fail("dist_py_test(%s): phases must be a non-empty list of lists of world sizes" % name)
+    module = _module_name(name, srcs)
+    variants = []
+    for sizes in phases:
+        if type(sizes) != "list" or len(sizes) < 2:
+            fail("dist_py_test(%s): each phase list needs >= 2 world sizes, got %r" % (name, sizes))
+        for ws in sizes:
+            _check_int("dist_py_test(%s): world size" % name, ws)
+            if ws < 1:
+                fail("dist_py_test(%s): world size must be >= 1, got %d" % (name, ws))
+        variant = "%s_gpu%s" % (name, "to".join([str(ws) for ws in sizes]))
+        if ":" + variant in variants:
+            fail("dist_py_test(%s): duplicate phases %r" % (name, sizes))
+        variants.append(":" + variant)
+        _variant(variant, srcs, module, max(sizes), ["--phases=" + ",".join([str(ws) for ws in sizes])] + args,
+                 deps, data, size, timeout, tags, cpus, None, flaky, visibility)
     native.test_suite(name = name, tests = variants, tags = [t for t in tags if t == "manual"])

@@ -18,9 +18,10 @@ from absl.testing import parameterized
 _ENV = {}
 
 
-def configure(device, backend, scratch_dir):
+def configure(device, backend, scratch_dir, phase=0, phase_world_sizes=None):
     """Called by the rank worker after init_process_group."""
-    _ENV.update(device=device, backend=backend, scratch_dir=scratch_dir)
+    _ENV.update(device=device, backend=backend, scratch_dir=scratch_dir, phase=phase,
+                phase_world_sizes=phase_world_sizes or [dist.get_world_size()])
 
 
 def requires_world_size(n):
@@ -102,12 +103,25 @@ class DistributedTestCase(parameterized.TestCase):
     def backend(self):
         return _ENV["backend"]
 
+    @property
+    def phase(self):
+        """Index of this launch among the target's phases (0 unless the target changes world size)."""
+        return _ENV["phase"]
+
+    @property
+    def phase_world_sizes(self):
+        """World size of every phase, e.g. [4, 2] for a save-at-4, load-at-2 target."""
+        return _ENV["phase_world_sizes"]
+
     def checkpoint_dir(self, name="checkpoint"):
-        """A fresh directory for this case, the same path on every rank, under TEST_TMPDIR."""
+        """A directory for this case, the same path on every rank, under TEST_TMPDIR; fresh in
+        phase 0, kept for later phases (which load what phase 0 saved)."""
         case = re.sub(r"[^\w.-]", "_", self.id().split(".", 1)[-1])
         path = os.path.join(_ENV["scratch_dir"], case, name)
-        if self.rank == 0:
+        if self.rank == 0 and self.phase == 0:
             shutil.rmtree(path, ignore_errors=True)
             os.makedirs(path)
+        elif self.rank == 0:
+            os.makedirs(path, exist_ok=True)
         dist.barrier()
         return path

@@ -30,6 +30,8 @@ from testing import results as results_lib
 FLAGS = flags.FLAGS
 flags.DEFINE_string("test_module", None, "Python module holding the test cases, e.g. dsd.fsdp_optim_state_test.")
 flags.DEFINE_integer("world_size", 2, "Number of ranks.", lower_bound=1)
+flags.DEFINE_list("phases", [], "World sizes of consecutive launches sharing TEST_TMPDIR, e.g. 4,2 to "
+                  "save at 4 ranks and load at 2 (cases read self.phase); default: one launch at --world_size.")
 flags.DEFINE_enum("device", os.environ.get("DSD_DEVICE") or "auto", gpu_slots.DEVICES,
                   "Where ranks run; default $DSD_DEVICE (set by --config=cpu|gpu), else auto.")
 flags.DEFINE_string("test_filter", os.environ.get("TESTBRIDGE_TEST_ONLY", ""),
@@ -120,6 +122,7 @@ class Launch:
             f"--skip_file={self.skip_file}", f"--test_filter={FLAGS.test_filter}",
             f"--shard_index={r.shard_index}", f"--total_shards={r.total_shards}",
             f"--pg_timeout={FLAGS.pg_timeout}",
+            f"--phase_index={r.phase_index}", f"--phase_world_sizes={','.join(map(str, r.phases))}",
         ]
 
     def read(self):
@@ -225,8 +228,10 @@ class Launch:
 
 
 class Runner:
-    def __init__(self, device, world_size, output_dir, scratch_dir, shard_index, total_shards, extra_env):
+    def __init__(self, device, world_size, output_dir, scratch_dir, shard_index, total_shards, extra_env,
+                 phase_index=0, phases=None):
         self.device, self.world_size = device, world_size
+        self.phase_index, self.phases = phase_index, phases or [world_size]
         self.output_dir, self.scratch_dir = output_dir, scratch_dir
         self.shard_index, self.total_shards = shard_index, total_shards
         self.extra_env = extra_env
@@ -354,12 +359,15 @@ def main(argv):
     os.makedirs(output_dir, exist_ok=True)
     scratch_dir = os.path.join(base_tmp, "scratch")
     suite = FLAGS.test_module
+    phases = [int(p) for p in FLAGS.phases] or [FLAGS.world_size]
+    ranks_needed = max(phases)
     try:
         gpus = gpu_slots.visible_gpus()
-        device, why = gpu_slots.choose_device(FLAGS.device, FLAGS.world_size, gpus, gpu_slots.torch_has_cuda())
+        device, why = gpu_slots.choose_device(FLAGS.device, ranks_needed, gpus, gpu_slots.torch_has_cuda())
     except gpu_slots.DeviceError as e:
         return _finish(suite, [results_lib.CaseResult("launcher.device", results_lib.FAILED, str(e))], t0, [])
-    _log(f"{suite}: world size {FLAGS.world_size}, device {device} ({why}), shard {shard_index + 1}/{total_shards}"
+    sizes = "world sizes " + " -> ".join(map(str, phases)) if len(phases) > 1 else f"world size {phases[0]}"
+    _log(f"{suite}: {sizes}, device {device} ({why}), shard {shard_index + 1}/{total_shards}"
          + (f", filter {FLAGS.test_filter!r}" if FLAGS.test_filter else ""))
     if os.environ.get("TEST_TARGET"):  # under bazel test: where the logs land after the run
         target = os.environ["TEST_TARGET"].lstrip("/").replace(":", "/")
@@ -379,11 +387,20 @@ def main(argv):
     runner = None
     try:
         if device == "cuda":
-            slots = gpu_slots.GpuSlots(gpus, FLAGS.world_size, FLAGS.gpu_lock_dir, FLAGS.gpu_lock_timeout).__enter__()
+            slots = gpu_slots.GpuSlots(gpus, ranks_needed, FLAGS.gpu_lock_dir, FLAGS.gpu_lock_timeout).__enter__()
             extra_env["CUDA_VISIBLE_DEVICES"] = ",".join(slots.acquired)
             _log(f"GPU slots: {slots.acquired} (locked in {FLAGS.gpu_lock_dir})")
-        runner = Runner(device, FLAGS.world_size, output_dir, scratch_dir, shard_index, total_shards, extra_env)
-        runner.run()
+        per_phase = []
+        for index, world_size in enumerate(phases):
+            if len(phases) > 1:
+                _log(f"-- phase {index}: world size {world_size}")
+            phase_dir = os.path.join(output_dir, f"phase{index}") if len(phases) > 1 else output_dir
+            runner = Runner(device, world_size, phase_dir, scratch_dir, shard_index, total_shards, extra_env,
+                            index, phases)
+            runner.run()
+            per_phase.append(runner.results)
+        if len(phases) > 1:
+            runner.results = results_lib.merge_phases(per_phase, phases)
     except gpu_slots.DeviceError as e:
         return _finish(suite, [results_lib.CaseResult("launcher.device", results_lib.FAILED, str(e))], t0, [])
     except _Interrupted:

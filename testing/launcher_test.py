@@ -208,6 +208,20 @@ class BazelProtocolTest(absltest.TestCase):
             run.assert_no_leftovers()
 
 
+class PhasesTest(absltest.TestCase):
+
+    def test_phases_share_tmpdir_and_merge_per_case(self):
+        run = Run(self, "testing.testdata.phased_cases", flags=["--phases=2,1"]).run()
+        self.assertEqual(run.returncode, 1, run.output)
+        cases = run.cases()
+        self.assertEqual(cases["PhasedTest.test_later_phase_reads_what_phase_0_wrote"][0], results.PASSED)
+        status, message, _ = cases["PhasedTest.test_fails_only_in_phase_1"]
+        self.assertEqual(status, results.FAILED)
+        self.assertIn("phase 1 (world size 1)", message)
+        self.assertEqual(sorted(os.listdir(run.outputs)), ["phase0", "phase1"])
+        run.assert_no_leftovers()
+
+
 class ExitTimeAbortTest(absltest.TestCase):
     """torchrun failing *after* every rank reported every case must not turn the run red."""
 

@@ -131,6 +131,8 @@ def parse_args(argv):
     p.add_argument("--total_shards", type=int, default=1)
     p.add_argument("--pg_timeout", type=float, default=300.0)
     p.add_argument("--agree_timeout", type=float, default=3600.0)
+    p.add_argument("--phase_index", type=int, default=0)
+    p.add_argument("--phase_world_sizes", default="")
     return p.parse_args(argv)
 
 
@@ -156,7 +158,9 @@ def main(argv=None):
     else:
         backend = "gloo"
     dist.init_process_group(backend, timeout=datetime.timedelta(seconds=args.pg_timeout))
-    dist_test_case.configure(device=args.device, backend=backend, scratch_dir=args.scratch_dir)
+    phases = [int(w) for w in args.phase_world_sizes.split(",") if w] or [world_size]
+    dist_test_case.configure(device=args.device, backend=backend, scratch_dir=args.scratch_dir,
+                             phase=args.phase_index, phase_world_sizes=phases)
 
     module = importlib.import_module(args.test_module)
     cases = case_selection.discover(module)

@@ -65,6 +65,33 @@ def merge_case(case_id, ends):
                       duration)
 
 
+def merge_phases(per_phase, world_sizes):
+    """One result per case from the results of consecutive launches (phases) of the same cases:
+    failed if any phase failed, skipped if any skipped (and none failed), else passed."""
+    merged = []
+    for case_id in dict.fromkeys(r.case_id for results in per_phase for r in results):
+        parts = [(i, r) for i, results in enumerate(per_phase) for r in results if r.case_id == case_id]
+        ran = {i for i, _ in parts}
+        missing = [i for i in range(len(per_phase)) if i not in ran]
+        label = {i: f"phase {i} (world size {world_sizes[i]})" for i in range(len(per_phase))}
+        failed = [(i, r) for i, r in parts if r.status == FAILED]
+        skipped = [(i, r) for i, r in parts if r.status == SKIPPED]
+        duration = sum(r.duration for _, r in parts)
+        if failed or missing:
+            message = "; ".join([f"{label[i]}: {r.message}" for i, r in failed] +
+                                [f"{label[i]}: did not run" for i in missing])
+            detail = "\n".join(f"=== {label[i]} ===\n{r.detail}" for i, r in failed)
+            merged.append(CaseResult(case_id, FAILED, message, detail, duration))
+        elif skipped:
+            i, r = skipped[0]
+            merged.append(CaseResult(case_id, SKIPPED, f"{label[i]}: {r.message}", "", duration))
+        else:
+            detail = "\n".join(f"{label[i]}: {r.detail}" for i, r in parts if r.detail)
+            message = "expected failure" if any(r.message == "expected failure" for _, r in parts) else ""
+            merged.append(CaseResult(case_id, PASSED, message, detail, duration))
+    return merged
+
+
 def write_junit_xml(path, suite_name, results, total_time):
     """One <testsuite> with a <testcase> per case, in run order."""
     counts = count(results)

@@ -54,6 +54,29 @@ class RecordsTest(absltest.TestCase):
         self.assertEqual(results.rank_records("/nonexistent/rank0.jsonl"), [])
 
 
+class MergePhasesTest(absltest.TestCase):
+
+    def test_case_fails_if_any_phase_fails_and_names_it(self):
+        per_phase = [[results.CaseResult("A.t", results.PASSED, duration=1.0)],
+                     [results.CaseResult("A.t", results.FAILED, "boom", "trace", 2.0)]]
+        (merged,) = results.merge_phases(per_phase, [4, 2])
+        self.assertEqual((merged.status, merged.duration), (results.FAILED, 3.0))
+        self.assertIn("phase 1 (world size 2): boom", merged.message)
+
+    def test_case_missing_from_a_phase_fails(self):
+        per_phase = [[results.CaseResult("A.t", results.PASSED)], []]
+        (merged,) = results.merge_phases(per_phase, [2, 1])
+        self.assertEqual(merged.status, results.FAILED)
+        self.assertIn("phase 1 (world size 1): did not run", merged.message)
+
+    def test_passed_and_skipped(self):
+        per_phase = [[results.CaseResult("A.t", results.PASSED), results.CaseResult("B.t", results.PASSED)],
+                     [results.CaseResult("A.t", results.PASSED), results.CaseResult("B.t", results.SKIPPED, "why")]]
+        a, b = results.merge_phases(per_phase, [1, 2])
+        self.assertEqual(a.status, results.PASSED)
+        self.assertEqual((b.status, b.message), (results.SKIPPED, "phase 1 (world size 2): why"))
+
+
 class JunitXmlTest(absltest.TestCase):
 
     def test_counts_and_elements(self):
