@@ -36,6 +36,8 @@ flags.DEFINE_enum("device", os.environ.get("DSD_DEVICE") or "auto", gpu_slots.DE
                   "Where ranks run; default $DSD_DEVICE (set by --config=cpu|gpu), else auto.")
 flags.DEFINE_string("test_filter", os.environ.get("TESTBRIDGE_TEST_ONLY", ""),
                     "Cases to run: ids (Class.method), classes, method names or globs; '-' excludes.")
+flags.DEFINE_string("select", "", "Cases this target owns (same syntax as --test_filter), set in BUILD "
+                    "when several targets share one module; --test_filter narrows it further.")
 flags.DEFINE_float("case_timeout", 120.0, "Seconds one case may run before it counts as hung.")
 flags.DEFINE_float("straggler_timeout", 120.0,
                    "Seconds a rank may lag behind the others that finished the same case.")
@@ -119,7 +121,7 @@ class Launch:
             "--monitor-interval=0.2", "-m", "testing.rank_worker",
             f"--test_module={FLAGS.test_module}", f"--device={r.device}",
             f"--attempt_dir={self.dir}", f"--scratch_dir={r.scratch_dir}",
-            f"--skip_file={self.skip_file}", f"--test_filter={FLAGS.test_filter}",
+            f"--skip_file={self.skip_file}", f"--test_filter={FLAGS.test_filter}", f"--select={FLAGS.select}",
             f"--shard_index={r.shard_index}", f"--total_shards={r.total_shards}",
             f"--pg_timeout={FLAGS.pg_timeout}",
             f"--phase_index={r.phase_index}", f"--phase_world_sizes={','.join(map(str, r.phases))}",
@@ -436,7 +438,8 @@ def _list_cases(shard_index, total_shards):
     import importlib
     from testing import case_selection
     cases = case_selection.discover(importlib.import_module(FLAGS.test_module))
-    for c in case_selection.select(list(cases), case_selection.parse_filter(FLAGS.test_filter),
+    owned = [c for c in cases if case_selection.matches(c, case_selection.parse_filter(FLAGS.select))]
+    for c in case_selection.select(owned, case_selection.parse_filter(FLAGS.test_filter),
                                    shard_index, total_shards):
         print(c)
     return 0

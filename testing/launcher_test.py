@@ -193,6 +193,12 @@ class BazelProtocolTest(absltest.TestCase):
         self.assertEqual(run.returncode, 0, run.output)
         self.assertEqual(list(run.cases()), ["CollectivesTest.test_broadcast_three"])
 
+    def test_select_from_build_and_test_filter_intersect(self):
+        run = Run(self, SAMPLE, flags=["--select=CollectivesTest"],
+                  env={"TESTBRIDGE_TEST_ONLY": "*broadcast*,ScratchDirTest"}).run()
+        self.assertEqual(run.returncode, 0, run.output)
+        self.assertEqual(list(run.cases()), ["CollectivesTest.test_broadcast_one", "CollectivesTest.test_broadcast_three"])
+
     def test_filter_matching_nothing_fails(self):
         run = Run(self, SAMPLE, flags=["--test_filter=NoSuchTest"]).run()
         self.assertEqual(run.returncode, 1)

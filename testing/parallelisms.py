@@ -7,16 +7,29 @@ fsdp1_flat_params   the same with use_orig_params=False (FlatParameter in optimi
 fsdp2               fully_shard on a 1-D DeviceMesh
 ddp                 DistributedDataParallel
 plain               the module itself (every rank holds everything)
+tp                  tensor parallel over all ranks: Linear layers alternately colwise/rowwise
+fsdp2_tp            2-D: tensor parallel within pairs of ranks, fully_shard across pairs
+hsdp                2-D: fully_shard on a (replicate, shard) mesh of pairs of ranks
+The tp plans need an MLP whose hidden widths divide by the TP degree (EvenDummyModel).
 """
 
 import torch
 from torch.distributed.device_mesh import init_device_mesh
 from torch.distributed.fsdp import FullyShardedDataParallel as FSDP
 from torch.distributed.fsdp import fully_shard
+from torch.distributed.tensor.parallel import ColwiseParallel
+from torch.distributed.tensor.parallel import RowwiseParallel
+from torch.distributed.tensor.parallel import parallelize_module
 from torch.nn.parallel import DistributedDataParallel as DDP
 
 WRAPPERS = ("fsdp1", "fsdp1_flat_params", "fsdp2", "ddp", "plain")
-SHARDED = ("fsdp1", "fsdp1_flat_params", "fsdp2")
+LAYOUTS_2D = ("fsdp2_tp", "hsdp")
+
+
+def tp_plan(module):
+    """Colwise, rowwise, colwise, ... over the module's Linear layers in definition order."""
+    linears = [name for name, m in module.named_modules() if isinstance(m, torch.nn.Linear)]
+    return {name: ColwiseParallel() if i % 2 == 0 else RowwiseParallel() for i, name in enumerate(linears)}
 
 
 def wrap(module, wrapper, device):
@@ -27,7 +40,19 @@ def wrap(module, wrapper, device):
         return module
     if wrapper == "ddp":
         return DDP(module, device_ids=[device.index] if device.type == "cuda" else None)
-    mesh = init_device_mesh(device.type, (torch.distributed.get_world_size(),))
+    world_size = torch.distributed.get_world_size()
+    if wrapper in LAYOUTS_2D:
+        if world_size % 2:
+            raise ValueError(f"{wrapper} needs an even world size, got {world_size}")
+        names = ("dp", "tp") if wrapper == "fsdp2_tp" else ("replicate", "shard")
+        mesh = init_device_mesh(device.type, (world_size // 2, 2), mesh_dim_names=names)
+        if wrapper == "fsdp2_tp":
+            module = parallelize_module(module, mesh["tp"], tp_plan(module))
+            return fully_shard(module, mesh=mesh["dp"])
+        return fully_shard(module, mesh=mesh)
+    mesh = init_device_mesh(device.type, (world_size,))
+    if wrapper == "tp":
+        return parallelize_module(module, mesh, tp_plan(module))
     if wrapper == "fsdp2":
         return fully_shard(module, mesh=mesh)
     if wrapper in ("fsdp1", "fsdp1_flat_params"):

@@ -127,6 +127,7 @@ def parse_args(argv):
     p.add_argument("--scratch_dir", required=True, help="per-case checkpoint directories go here")
     p.add_argument("--skip_file", default="", help="case ids already run by earlier launches")
     p.add_argument("--test_filter", default="")
+    p.add_argument("--select", default="", help="the target's own cases (from BUILD), before --test_filter")
     p.add_argument("--shard_index", type=int, default=0)
     p.add_argument("--total_shards", type=int, default=1)
     p.add_argument("--pg_timeout", type=float, default=300.0)
@@ -163,7 +164,9 @@ def main(argv=None):
                              phase=args.phase_index, phase_world_sizes=phases)
 
     module = importlib.import_module(args.test_module)
-    cases = case_selection.discover(module)
+    owned = {c: t for c, t in case_selection.discover(module).items()
+             if case_selection.matches(c, case_selection.parse_filter(args.select))}
+    cases = owned
     patterns = case_selection.parse_filter(args.test_filter)
     matched = [c for c in cases if case_selection.matches(c, patterns)]
     selected = case_selection.select(list(cases), patterns, args.shard_index, args.total_shards)
