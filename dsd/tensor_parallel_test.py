@@ -76,7 +76,7 @@ class _LayoutChecks(VerifyStateDictMixin, DistributedTestCase):
 
 
 class TensorParallelTest(_LayoutChecks):
-    """1-D layouts: any world size (target tensor_parallel_test)."""
+    """Tensor parallel (colwise/rowwise DTensors) and FSDP2 on 1-D meshes: state dicts against a reference, and DCP checkpoints across the two layouts."""
 
     def test_tp_shards_colwise_then_rowwise(self):
         self.check_tp_shards_colwise_then_rowwise()
@@ -91,7 +91,7 @@ class TensorParallelTest(_LayoutChecks):
 
 
 class TwoDimensionalTest(_LayoutChecks):
-    """2-D layouts on 2x2 meshes: 4 ranks (target two_d_parallel_test)."""
+    """2-D layouts on 2x2 meshes (FSDP2+TP, HSDP): state dicts against a reference, and DCP checkpoints between every 1-D and 2-D layout."""
 
     @parameterized.named_parameters(*_kinds(parallelisms.LAYOUTS_2D))
     def test_state_dict_matches_reference(self, layout, full):
