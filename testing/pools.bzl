@@ -15,6 +15,15 @@ CONTAINER_IMAGE_PROPERTY = "container-image"
 # Built from third_party/requirements.txt; see third_party/README.md.
 CONTAINER_IMAGE = "docker://ghcr.io/dsd-checkpoint-tests/runner:torch-2.13.0"
 
+# Pool of build actions and of anything without a GPU.
+CPU_POOL = "cpu"
+
+def cpu_pool_exec_properties():
+    return {
+        POOL_PROPERTY: CPU_POOL,
+        CONTAINER_IMAGE_PROPERTY: CONTAINER_IMAGE,
+    }
+
 def pool_name(world_size):
     """Pool of a target with `world_size` ranks: one GPU per rank."""
     return "gpu%d" % world_size
