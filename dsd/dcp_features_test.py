@@ -19,11 +19,11 @@ from torch.distributed.checkpoint.staging import DefaultStager
 from torch.distributed.checkpoint.staging import StagingOptions
 from torch.distributed.checkpoint.state_dict import get_model_state_dict
 from torch.distributed.checkpoint.state_dict import get_state_dict
-from torch.distributed.checkpoint.state_dict import set_state_dict
 from torch.distributed.checkpoint.state_dict_saver import AsyncCheckpointerType
 from torch.distributed.checkpoint.stateful import Stateful
 
 from models.dummy_models import dummy_model
+from testing import checkpointing
 from testing import parallelisms
 from testing.dist_test_case import DistributedTestCase
 from testing.state_dict_verify import VerifyStateDictMixin
@@ -50,20 +50,6 @@ class TrainState(Stateful):
         self.epoch, self.batches_seen = state["dataloader"]["epoch"], state["dataloader"]["batches_seen"]
         self.shared_rng = state["rng.shared"]
         torch.set_rng_state(state[f"rng.rank{dist.get_rank()}"])
-
-
-class AppState(Stateful):
-    """Model and optimizer through DSD, the usual DCP application state."""
-
-    def __init__(self, model, optim):
-        self.model, self.optim = model, optim
-
-    def state_dict(self):
-        msd, osd = get_state_dict(self.model, self.optim)
-        return {"model": msd, "optim": osd}
-
-    def load_state_dict(self, state):
-        set_state_dict(self.model, self.optim, model_state_dict=state["model"], optim_state_dict=state["optim"])
 
 
 class RenamingSavePlanner(dcp.DefaultSavePlanner):
@@ -113,22 +99,20 @@ class DcpFeaturesTest(VerifyStateDictMixin, DistributedTestCase):
         saved, _ = self._snapshot(model, optim)
         # The save finishes in the background with collectives of its own: give it a process
         # group of its own, or they interleave with the training step's and deadlock.
-        future = dcp.async_save(AppState(model, optim).state_dict(), checkpoint_id=path,
+        future = dcp.async_save({"app": checkpointing.AppState(model, optim)}, checkpoint_id=path,
                                 async_checkpointer_type=checkpointer_type, process_group=self.async_group(),
                                 async_stager=DefaultStager(StagingOptions(False, False, False, False)))
         parallelisms.train(model, optim, [model.get_input(self.device, seed=7)])  # training goes on
         future.result()
         fresh, fresh_optim = self._trained(seed=1)
-        state = AppState(fresh, fresh_optim).state_dict()
-        dcp.load(state, checkpoint_id=path)
-        AppState(fresh, fresh_optim).load_state_dict(state)
+        checkpointing.load(fresh, fresh_optim, path)
         self._assert_model_equals(fresh, saved, "state at async_save time")
 
     def test_async_save_pinned_memory_staging(self):
         path = self.checkpoint_dir()
         model, optim = self._trained()
         try:
-            response = dcp.async_save(AppState(model, optim).state_dict(), checkpoint_id=path,
+            response = dcp.async_save({"app": checkpointing.AppState(model, optim)}, checkpoint_id=path,
                                       process_group=self.async_group(),
                                       async_stager=DefaultStager())  # pinned, shared, non-blocking
         except AssertionError as e:
@@ -137,8 +121,7 @@ class DcpFeaturesTest(VerifyStateDictMixin, DistributedTestCase):
             raise
         response.upload_completion.result() if hasattr(response, "upload_completion") else response.result()
         fresh, fresh_optim = self._trained(seed=1)
-        state = AppState(fresh, fresh_optim).state_dict()
-        dcp.load(state, checkpoint_id=path)
+        checkpointing.load(fresh, fresh_optim, path)
         self._assert_model_equals(fresh, self._snapshot(model, optim)[0], "pinned async_save")
 
     def test_cache_staged_state_dict(self):
@@ -146,15 +129,14 @@ class DcpFeaturesTest(VerifyStateDictMixin, DistributedTestCase):
         model, optim = self._trained()
         writer = dcp.FileSystemWriter(path, cache_staged_state_dict=True)
         try:
-            dcp.async_save(AppState(model, optim).state_dict(), storage_writer=writer,
+            dcp.async_save({"app": checkpointing.AppState(model, optim)}, storage_writer=writer,
                            process_group=self.async_group()).result()
         except RuntimeError as e:
             if self.device_type == "cpu" and "Cannot access accelerator device" in str(e):
                 self.skipTest(f"needs CUDA: FileSystemWriter(cache_staged_state_dict=True) raises on CPU: {e}")
             raise
         fresh, fresh_optim = self._trained(seed=1)
-        state = AppState(fresh, fresh_optim).state_dict()
-        dcp.load(state, checkpoint_id=path)
+        checkpointing.load(fresh, fresh_optim, path)
         self._assert_model_equals(fresh, self._snapshot(model, optim)[0], "cached staging")
 
     def test_default_planners_explicitly(self):
@@ -188,8 +170,7 @@ class DcpFeaturesTest(VerifyStateDictMixin, DistributedTestCase):
         path = self.checkpoint_dir()
         model, optim = self._trained()
         saved, _ = self._snapshot(model, optim)
-        state = AppState(model, optim).state_dict()
-        dcp.save(state, storage_writer=dcp.FileSystemWriter(
+        dcp.save({"app": checkpointing.AppState(model, optim)}, storage_writer=dcp.FileSystemWriter(
             path, thread_count=thread_count, single_file_per_rank=single_file_per_rank))
         files = glob.glob(os.path.join(path, "*.distcp"))
         if single_file_per_rank:
@@ -197,9 +178,7 @@ class DcpFeaturesTest(VerifyStateDictMixin, DistributedTestCase):
         else:
             self.assertGreater(len(files), self.world_size * thread_count, "one file per item")
         fresh, fresh_optim = self._trained(seed=1)
-        loaded = AppState(fresh, fresh_optim).state_dict()
-        dcp.load(loaded, storage_reader=dcp.FileSystemReader(path))
-        AppState(fresh, fresh_optim).load_state_dict(loaded)
+        checkpointing.load(fresh, fresh_optim, path)
         self._assert_model_equals(fresh, saved, "FileSystemWriter options")
 
     def test_stateful_non_tensor_state(self):
@@ -208,12 +187,12 @@ class DcpFeaturesTest(VerifyStateDictMixin, DistributedTestCase):
         train = TrainState(step=42, epoch=3, batches_seen=1234)
         torch.manual_seed(100 + self.rank)  # RNG state differs per rank, as in real training
         saved_rng = torch.get_rng_state()
-        dcp.save({"app": AppState(model, optim), "train": train}, checkpoint_id=path)
+        dcp.save({"app": checkpointing.AppState(model, optim), "train": train}, checkpoint_id=path)
 
         fresh, fresh_optim = self._trained(seed=1)
         restored = TrainState()
         torch.manual_seed(999)
-        dcp.load({"app": AppState(fresh, fresh_optim), "train": restored}, checkpoint_id=path)
+        dcp.load({"app": checkpointing.AppState(fresh, fresh_optim), "train": restored}, checkpoint_id=path)
         self.assertEqual((restored.step, restored.epoch, restored.batches_seen), (42, 3, 1234))
         self.assertTrue(torch.equal(torch.get_rng_state(), saved_rng), "this rank's RNG state restored")
         shared = [None] * self.world_size

@@ -15,7 +15,6 @@ from torch.distributed.checkpoint.state_dict import StateDictOptions
 from torch.distributed.checkpoint.state_dict import get_model_state_dict
 from torch.distributed.checkpoint.state_dict import get_state_dict
 from torch.distributed.checkpoint.state_dict import set_model_state_dict
-from torch.distributed.checkpoint.state_dict import set_state_dict
 from torch.distributed.device_mesh import init_device_mesh
 from torch.distributed.fsdp import FullyShardedDataParallel as FSDP
 from torch.distributed.fsdp import fully_shard
@@ -25,6 +24,7 @@ from models.fusion_embedding import EmbeddingModel
 from models.fusion_embedding import FusionEmbedding
 from models.fusion_embedding import FusionEmbeddingWithHook
 from models.fusion_embedding import FusionEmbeddingWithModifier
+from testing import checkpointing
 from testing.dist_test_case import DistributedTestCase
 from testing.dist_test_case import known_failure
 from testing.state_dict_verify import VerifyStateDictMixin
@@ -88,15 +88,9 @@ class DsdApiTest(VerifyStateDictMixin, DistributedTestCase):
     def test_dcp_round_trip_into_a_differently_initialised_model(self, name, wrapper):
         path = self.checkpoint_dir()
         reference, ref_optim, model, optim = self._reference_and_sharded(name, wrapper)
-        msd, osd = get_state_dict(model, optim)
-        dcp.save({"model": msd, "optim": osd}, checkpoint_id=path)
-
+        checkpointing.save(model, optim, path)
         _, _, model_2, optim_2 = self._reference_and_sharded(name, wrapper, seed=1)
-        msd_2, osd_2 = get_state_dict(model_2, optim_2)
-        state = {"model": msd_2, "optim": osd_2}
-        dcp.load(state, checkpoint_id=path)
-        set_state_dict(model_2, optim_2, model_state_dict=state["model"], optim_state_dict=state["optim"])
-
+        checkpointing.load(model_2, optim_2, path)
         loaded_msd, loaded_osd = get_state_dict(model_2, optim_2)
         self.verify_msd(reference.state_dict(), loaded_msd)
         self.verify_osd(reference, ref_optim, ref_optim.state_dict(), loaded_osd)

@@ -10,13 +10,12 @@ import os
 
 import torch
 import torch.distributed as dist
-import torch.distributed.checkpoint as dcp
 from absl.testing import parameterized
 from torch.distributed.checkpoint.state_dict import StateDictOptions
 from torch.distributed.checkpoint.state_dict import get_state_dict
-from torch.distributed.checkpoint.state_dict import set_state_dict
 
 from models.dummy_models import dummy_model
+from testing import checkpointing
 from testing import parallelisms
 from testing.dist_test_case import DistributedTestCase
 from testing.state_dict_verify import VerifyStateDictMixin
@@ -45,8 +44,7 @@ class ReshardTest(VerifyStateDictMixin, DistributedTestCase):
         if self.phase == 0:
             model, optim = self._model(save_with, seed=0)
             parallelisms.train(model, optim, [model.get_input(self.device, seed=s) for s in range(2)])
-            msd, osd = get_state_dict(model, optim)
-            dcp.save({"model": msd, "optim": osd}, checkpoint_id=path)
+            checkpointing.save(model, optim, path)
             full = get_state_dict(model, optim, options=FULL)
             if self.rank == 0:
                 torch.save({"model": full[0], "optim": full[1]}, reference_file)
@@ -54,10 +52,7 @@ class ReshardTest(VerifyStateDictMixin, DistributedTestCase):
             return
 
         model, optim = self._model(load_with, seed=1)
-        msd, osd = get_state_dict(model, optim)
-        state = {"model": msd, "optim": osd}
-        dcp.load(state, checkpoint_id=path)
-        set_state_dict(model, optim, model_state_dict=state["model"], optim_state_dict=state["optim"])
+        checkpointing.load(model, optim, path)
 
         saved_at, loaded_at = self.phase_world_sizes[0], self.world_size
         reference = torch.load(reference_file, weights_only=True)

@@ -6,15 +6,14 @@ checkpoints saved on one layout and loaded on another.
 import copy
 
 import torch
-import torch.distributed.checkpoint as dcp
 from absl.testing import parameterized
 from torch.distributed.checkpoint.state_dict import StateDictOptions
 from torch.distributed.checkpoint.state_dict import get_state_dict
-from torch.distributed.checkpoint.state_dict import set_state_dict
 from torch.distributed.tensor import DTensor
 from torch.distributed.tensor import Shard
 
 from models.dummy_models import EvenDummyModel
+from testing import checkpointing
 from testing import parallelisms
 from testing.dist_test_case import DistributedTestCase
 from testing.state_dict_verify import VerifyStateDictMixin
@@ -62,14 +61,9 @@ class _LayoutChecks(VerifyStateDictMixin, DistributedTestCase):
     def check_save_on_one_layout_load_on_another(self, save_layout, load_layout):
         path = self.checkpoint_dir()
         reference, ref_optim, model, optim = self._pair(save_layout)
-        msd, osd = get_state_dict(model, optim)
-        dcp.save({"model": msd, "optim": osd}, checkpoint_id=path)
-
+        checkpointing.save(model, optim, path)
         _, _, target, target_optim = self._pair(load_layout, seed=1)
-        msd, osd = get_state_dict(target, target_optim)
-        state = {"model": msd, "optim": osd}
-        dcp.load(state, checkpoint_id=path)
-        set_state_dict(target, target_optim, model_state_dict=state["model"], optim_state_dict=state["optim"])
+        checkpointing.load(target, target_optim, path)
         loaded_msd, loaded_osd = get_state_dict(target, target_optim)
         self.verify_msd(reference.state_dict(), loaded_msd)
         self.verify_osd(reference, ref_optim, ref_optim.state_dict(), loaded_osd)

@@ -16,7 +16,19 @@ def _build(seed, build):
         build()
 
 
-class EvenDummyModel(nn.Module):
+class _DummyMLP(nn.Module):
+    in_features = 0
+
+    def forward(self, x):
+        return self.net4(self.net3(self.net2(self.net1(x))))
+
+    def get_input(self, device="cpu", seed=0):
+        """A batch of in_features rows; the same on every rank for the same seed."""
+        g = torch.Generator().manual_seed(seed)
+        return torch.rand(self.in_features, self.in_features, generator=g).to(device)
+
+
+class EvenDummyModel(_DummyMLP):
     in_features = 8
 
     def __init__(self, seed=0):
@@ -30,15 +42,8 @@ class EvenDummyModel(nn.Module):
 
         _build(seed, build)
 
-    def forward(self, x):
-        return self.net4(self.net3(self.net2(self.net1(x))))
 
-    def get_input(self, device="cpu", seed=0):
-        g = torch.Generator().manual_seed(seed)
-        return torch.rand(8, self.in_features, generator=g).to(device)
-
-
-class UnevenDummyModel(nn.Module):
+class UnevenDummyModel(_DummyMLP):
     in_features = 5
 
     def __init__(self, seed=0):
@@ -51,13 +56,6 @@ class UnevenDummyModel(nn.Module):
             self.net4 = nn.Sequential(nn.ReLU(), nn.Linear(30, 5))
 
         _build(seed, build)
-
-    def forward(self, x):
-        return self.net4(self.net3(self.net2(self.net1(x))))
-
-    def get_input(self, device="cpu", seed=0):
-        g = torch.Generator().manual_seed(seed)
-        return torch.rand(5, self.in_features, generator=g).to(device)
 
 
 def dummy_model(even, seed=0):
