@@ -17,6 +17,7 @@ never touched. Only *_test rules are printed, never test_suites or `manual` targ
 """
 
 import argparse
+import contextlib
 import fnmatch
 import hashlib
 import os
@@ -254,32 +255,24 @@ def affected(repo, base, head, bazel, tag_filters=""):
     """(sorted affected test labels, why everything was selected or None)."""
     files = changed_files(repo, base, head)
     startup = ("--max_idle_secs=300",)
-    if head is None:
-        head_targets, head_bzl = query_workspace(bazel, repo)
-        head_root = repo
-        head_ctx = None
-    else:
-        head_ctx = Worktree(repo, head, "head")
-        head_root = head_ctx.__enter__()
-    try:
-        if head_ctx is not None:
+    with contextlib.ExitStack() as stack:
+        if head is None:  # the working tree, with the user's own Bazel server
+            head_root = repo
+            head_targets, head_bzl = query_workspace(bazel, repo)
+        else:
+            head_root = stack.enter_context(Worktree(repo, head, "head"))
             head_targets, head_bzl = query_workspace(bazel, head_root, startup)
-        everything = None
-        with Worktree(repo, base, "base") as base_root:
-            try:
-                base_targets, base_bzl = query_workspace(bazel, base_root, startup)
-            except QueryError as e:
-                everything = f"the base query failed ({str(e).splitlines()[0]})"
-            if everything is None:
-                everything = global_reason(files, head_bzl | base_bzl)
-            tests = {label: t for label, t in head_targets.items() if is_test(t) and tag_filter(t["tags"], tag_filters)}
-            if everything:
-                return sorted(tests), everything
-            head_hashes = target_hashes(head_targets, head_root)
-            base_hashes = target_hashes(base_targets, base_root)
-    finally:
-        if head_ctx is not None:
-            head_ctx.__exit__(None, None, None)
+        base_root = stack.enter_context(Worktree(repo, base, "base"))
+        tests = {label: t for label, t in head_targets.items() if is_test(t) and tag_filter(t["tags"], tag_filters)}
+        try:
+            base_targets, base_bzl = query_workspace(bazel, base_root, startup)
+        except QueryError as e:
+            return sorted(tests), f"the base query failed ({str(e).splitlines()[0]})"
+        everything = global_reason(files, head_bzl | base_bzl)
+        if everything:
+            return sorted(tests), everything
+        head_hashes = target_hashes(head_targets, head_root)
+        base_hashes = target_hashes(base_targets, base_root)
     return sorted(label for label in tests if head_hashes[label] != base_hashes.get(label)), None
 
 

@@ -65,6 +65,13 @@ def _die_with_parent():
     ctypes.CDLL("libc.so.6").prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
+def _report(res):
+    mark = {results_lib.PASSED: "  OK  ", results_lib.FAILED: " FAIL ", results_lib.SKIPPED: " SKIP "}[res.status]
+    _log(f"[{mark}] {res.case_id} ({res.duration:.2f}s){'  ' + res.message if res.message else ''}")
+    if res.status == results_lib.FAILED and res.detail:
+        _log(res.detail)
+
+
 def processes_with_env(token):
     """PIDs of live (non-zombie) processes whose environment contains `token`."""
     pids = []
@@ -276,6 +283,7 @@ class Runner:
                 self.results.append(results_lib.CaseResult(
                     "launcher.test_filter", results_lib.FAILED,
                     f"--test_filter={FLAGS.test_filter!r} matched none of the {first['total']} cases of {FLAGS.test_module}"))
+                _report(self.results[-1])
         ends = launch.ends()
         progress = False
         for case in plan:
@@ -297,18 +305,12 @@ class Runner:
                 break
             progress = True
             self.results.append(res)
-            self._report(res)
+            _report(res)
         if rc not in (0, None) and launch.kill_reason is None and all(
                 len({rk for rk, e in ends.items() if c in e}) == self.world_size for c in plan):
             self.warnings.append(f"torchrun exited with code {rc} after every rank had reported every case of "
                                  f"{os.path.basename(launch.dir)} (exit-time abort); the results stand")
         return progress
-
-    def _report(self, res):
-        mark = {results_lib.PASSED: "  OK  ", results_lib.FAILED: " FAIL ", results_lib.SKIPPED: " SKIP "}[res.status]
-        _log(f"[{mark}] {res.case_id} ({res.duration:.2f}s){'  ' + res.message if res.message else ''}")
-        if res.status == results_lib.FAILED:
-            _log(res.detail)
 
     def remaining(self):
         ran = {r.case_id for r in self.results}
@@ -329,7 +331,7 @@ class Runner:
                 self.results.append(results_lib.CaseResult(
                     "launcher.launch", results_lib.FAILED,
                     launch.kill_reason or f"the ranks did not start (torchrun exit code {rc})", detail))
-                self._report(self.results[-1])
+                _report(self.results[-1])
                 return
             left = self.remaining()
             if not left:
@@ -338,7 +340,7 @@ class Runner:
                 for case in left:
                     self.results.append(results_lib.CaseResult(
                         case, results_lib.FAILED, "not run: " + (launch.kill_reason or "the launch made no progress")))
-                    self._report(self.results[-1])
+                    _report(self.results[-1])
                 return
             attempt += 1
             _log(f"-- relaunching for the {len(left)} remaining case(s) (attempt {attempt})")
@@ -367,7 +369,7 @@ def main(argv):
         gpus = gpu_slots.visible_gpus()
         device, why = gpu_slots.choose_device(FLAGS.device, ranks_needed, gpus, gpu_slots.torch_has_cuda())
     except gpu_slots.DeviceError as e:
-        return _finish(suite, [results_lib.CaseResult("launcher.device", results_lib.FAILED, str(e))], t0, [])
+        return _device_failure(suite, e, t0)
     sizes = "world sizes " + " -> ".join(map(str, phases)) if len(phases) > 1 else f"world size {phases[0]}"
     _log(f"{suite}: {sizes}, device {device} ({why}), shard {shard_index + 1}/{total_shards}"
          + (f", filter {FLAGS.test_filter!r}" if FLAGS.test_filter else ""))
@@ -404,7 +406,7 @@ def main(argv):
         if len(phases) > 1:
             runner.results = results_lib.merge_phases(per_phase, phases)
     except gpu_slots.DeviceError as e:
-        return _finish(suite, [results_lib.CaseResult("launcher.device", results_lib.FAILED, str(e))], t0, [])
+        return _device_failure(suite, e, t0)
     except _Interrupted:
         res = list(runner.results) if runner else []
         res += [results_lib.CaseResult(c, results_lib.FAILED, "not run: the test was interrupted (SIGTERM/SIGINT)")
@@ -417,13 +419,16 @@ def main(argv):
     return _finish(suite, runner.results, t0, runner.warnings)
 
 
+def _device_failure(suite, error, t0):
+    res = results_lib.CaseResult("launcher.device", results_lib.FAILED, str(error))
+    _report(res)
+    return _finish(suite, [res], t0, [])
+
+
 def _finish(suite, res, t0, warnings):
     elapsed = time.monotonic() - t0
     for w in warnings:
         _log("warning: " + w)
-    for r in res:
-        if r.case_id.startswith("launcher."):
-            _log(f"[ FAIL ] {r.case_id}: {r.message}")
     if FLAGS.xml_output:
         results_lib.write_junit_xml(FLAGS.xml_output, suite, res, elapsed)
     c = results_lib.count(res)

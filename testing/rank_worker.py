@@ -164,9 +164,8 @@ def main(argv=None):
                              phase=args.phase_index, phase_world_sizes=phases)
 
     module = importlib.import_module(args.test_module)
-    owned = {c: t for c, t in case_selection.discover(module).items()
+    cases = {c: t for c, t in case_selection.discover(module).items()
              if case_selection.matches(c, case_selection.parse_filter(args.select))}
-    cases = owned
     patterns = case_selection.parse_filter(args.test_filter)
     matched = [c for c in cases if case_selection.matches(c, patterns)]
     selected = case_selection.select(list(cases), patterns, args.shard_index, args.total_shards)
