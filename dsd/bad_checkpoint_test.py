@@ -1,6 +1,7 @@
-"""Loading a bad checkpoint fails loudly on every rank, without a hang, and leaves the model
-as it was: missing key, wrong shape, corrupted metadata, truncated shard file, and a
-directory that holds no checkpoint.
+"""Loading a bad checkpoint fails loudly on every rank, without a hang: a missing key, a wrong
+shape and corrupted metadata fail while planning and leave the model untouched; a truncated shard
+fails while reading, after DCP (which loads in place) may have written part of the model, so the
+safe pattern is to load into a copy; a directory without a checkpoint fails too.
 """
 
 import copy
@@ -10,13 +11,14 @@ import os
 import torch
 import torch.distributed as dist
 import torch.distributed.checkpoint as dcp
+import torch.nn as nn
+from torch.distributed.checkpoint.api import CheckpointException
 from torch.distributed.checkpoint.state_dict import get_model_state_dict
 from torch.distributed.checkpoint.state_dict import set_model_state_dict
 
 from models.dummy_models import dummy_model
 from testing import parallelisms
 from testing.dist_test_case import DistributedTestCase
-from testing.dist_test_case import known_failure
 from testing.state_dict_verify import VerifyStateDictMixin
 from testing.state_dict_verify import gather_full
 
@@ -29,14 +31,18 @@ class BadCheckpointTest(VerifyStateDictMixin, DistributedTestCase):
         source = parallelisms.wrap(dummy_model(False), "fsdp2", self.device)
         dcp.save(get_model_state_dict(source), checkpoint_id=self.path)
         self.model = parallelisms.wrap(dummy_model(False, seed=1), "fsdp2", self.device)
-        self.before = copy.deepcopy({k: gather_full(v) for k, v in get_model_state_dict(self.model).items()})
+        self.before = self.full_state(self.model)
+
+    @staticmethod
+    def full_state(model):
+        return {k: gather_full(v).clone() for k, v in get_model_state_dict(model).items()}
 
     def assert_load_fails_everywhere(self, state_dict, pattern, **load_kwargs):
-        """dcp.load raises on this rank (CheckpointException is a BaseException); every rank agrees."""
+        """dcp.load raises on every rank (CheckpointException derives from BaseException) with `pattern`."""
         error = None
         try:
             dcp.load(state_dict, **load_kwargs)
-        except BaseException as e:  # noqa: BLE001
+        except (Exception, CheckpointException) as e:  # noqa: BLE001
             error = f"{type(e).__name__}: {e}"
         errors = [None] * self.world_size
         dist.all_gather_object(errors, error)
@@ -44,9 +50,10 @@ class BadCheckpointTest(VerifyStateDictMixin, DistributedTestCase):
         self.assertEqual(failed, list(range(self.world_size)), f"ranks that raised: {failed}; errors: {errors}")
         self.assertRegex(error, pattern)
 
-    def assert_model_unchanged(self):
-        for fqn, value in get_model_state_dict(self.model).items():
-            self.assert_tensor_matches(self.before[fqn], value, f"{fqn} changed by a failed load")
+    def assert_model_unchanged(self, model=None, before=None):
+        model, before = model or self.model, before or self.before
+        for fqn, value in self.nonempty(get_model_state_dict(model), "the model state dict").items():
+            self.assert_tensor_matches(before[fqn], value, f"{fqn} changed by a failed load")
 
     def test_missing_key(self):
         msd = get_model_state_dict(self.model)
@@ -55,10 +62,14 @@ class BadCheckpointTest(VerifyStateDictMixin, DistributedTestCase):
         self.assert_model_unchanged()
 
     def test_wrong_shape(self):
-        wider = parallelisms.wrap(torch.nn.Sequential(torch.nn.Linear(5, 12)), "fsdp2", self.device)
-        msd = {"net1.0.weight": get_model_state_dict(wider)["0.weight"]}
-        self.assert_load_fails_everywhere(msd, r"(?i)size|shape", checkpoint_id=self.path)
-        self.assert_model_unchanged()
+        """The model's first layer is wider than the checkpoint's: the load into it fails."""
+        wider = dummy_model(False, seed=1)
+        wider.net1[0], wider.net2[0] = nn.Linear(5, 12), nn.Linear(12, 15)
+        wider = parallelisms.wrap(wider, "fsdp2", self.device)
+        before = self.full_state(wider)
+        self.assert_load_fails_everywhere(get_model_state_dict(wider), r"Size mismatch between saved torch.Size\(\[10\]\) and current: torch.Size\(\[12\]\) for net1\.0\.bias",
+                                          checkpoint_id=self.path)
+        self.assert_model_unchanged(wider, before)
 
     def test_corrupted_metadata(self):
         if self.rank == 0:
@@ -71,25 +82,23 @@ class BadCheckpointTest(VerifyStateDictMixin, DistributedTestCase):
 
     def _truncate_shards(self):
         if self.rank == 0:
-            for shard in glob.glob(os.path.join(self.path, "*.distcp")):
+            for shard in self.nonempty(glob.glob(os.path.join(self.path, "*.distcp")), "shard files"):
                 with open(shard, "r+b") as f:
                     f.truncate(os.path.getsize(shard) // 2)
         dist.barrier()
 
-    @known_failure(AssertionError, "changed by a failed load",
-                   "dcp.load reads into the given tensors in place, item by item: a truncated shard "
-                   "file fails the load on every rank (EOFError) after earlier items were written, "
-                   "leaving the model half loaded")
-    def test_truncated_shard_file(self):
+    def test_truncated_shard_file_fails_on_every_rank(self):
+        """The read fails everywhere. DCP reads into the given tensors in place, item by item, so
+        the model may now hold part of the checkpoint: that is DCP's documented behaviour."""
         self._truncate_shards()
-        self.assert_load_fails_everywhere(get_model_state_dict(self.model), r"EOFError", checkpoint_id=self.path)
-        self.assert_model_unchanged()
+        self.assert_load_fails_everywhere(get_model_state_dict(self.model), r"EOFError|unexpected end",
+                                          checkpoint_id=self.path)
 
     def test_truncated_shard_file_loaded_into_a_copy_keeps_the_model(self):
-        """The mitigation: load into a copy, apply it only if the load succeeded."""
+        """The safe pattern: load into a copy, apply it only if the load succeeded."""
         self._truncate_shards()
         staging = copy.deepcopy(get_model_state_dict(self.model))
-        self.assert_load_fails_everywhere(staging, r"EOFError", checkpoint_id=self.path)
+        self.assert_load_fails_everywhere(staging, r"EOFError|unexpected end", checkpoint_id=self.path)
         self.assert_model_unchanged()
 
     def test_directory_without_a_checkpoint(self):
@@ -99,9 +108,10 @@ class BadCheckpointTest(VerifyStateDictMixin, DistributedTestCase):
         self.assert_model_unchanged()
 
     def test_valid_checkpoint_still_loads(self):
-        """Control: the same setup without damage loads, so the failures above are the damage."""
+        """Control: the same set-up without damage loads, so the failures above are the damage."""
         msd = get_model_state_dict(self.model)
         dcp.load(msd, checkpoint_id=self.path)
         set_model_state_dict(self.model, msd)
-        changed = [k for k, v in get_model_state_dict(self.model).items() if not torch.equal(gather_full(v), self.before[k])]
+        changed = [k for k, v in get_model_state_dict(self.model).items()
+                   if not torch.equal(gather_full(v), self.before[k])]
         self.assertNotEqual(changed, [], "loading the saved checkpoint must change the seed-1 model")

@@ -13,6 +13,7 @@ import torch
 import torch.distributed as dist
 import torch.distributed.checkpoint as dcp
 from absl.testing import parameterized
+from torch.distributed.checkpoint.api import CheckpointException
 from torch.distributed.checkpoint.format_utils import dcp_to_torch_save
 from torch.distributed.checkpoint.format_utils import torch_save_to_dcp
 from torch.distributed.checkpoint.staging import DefaultStager
@@ -88,7 +89,7 @@ class DcpFeaturesTest(VerifyStateDictMixin, DistributedTestCase):
         return copy.deepcopy({k: gather_full(v) for k, v in msd.items()}), copy.deepcopy(osd)
 
     def _assert_model_equals(self, model, snapshot, what):
-        for fqn, value in get_model_state_dict(model).items():
+        for fqn, value in self.nonempty(get_model_state_dict(model), "the model state dict").items():
             self.assert_tensor_matches(snapshot[fqn], value, f"{what}: {fqn}")
 
     @parameterized.named_parameters(("thread", AsyncCheckpointerType.THREAD),
@@ -158,7 +159,8 @@ class DcpFeaturesTest(VerifyStateDictMixin, DistributedTestCase):
         self.assertEqual(keys, {"v2/" + k for k in saved}, "keys on disk")
         fresh, _ = self._trained(seed=1)
         msd = get_model_state_dict(fresh)
-        with self.assertRaises(BaseException, msg="the unprefixed keys are not in the checkpoint"):
+        with self.assertRaisesRegex(CheckpointException, r"Missing key in checkpoint state_dict: net1\.0\.",
+                                    msg="the unprefixed keys are not in the checkpoint"):
             dcp.load(copy.copy(msd), checkpoint_id=path)
         dcp.load(msd, checkpoint_id=path, planner=RenamingLoadPlanner())
         self._assert_model_equals(fresh, saved, "renaming planners")
@@ -197,10 +199,10 @@ class DcpFeaturesTest(VerifyStateDictMixin, DistributedTestCase):
         self.assertTrue(torch.equal(torch.get_rng_state(), saved_rng), "this rank's RNG state restored")
         shared = [None] * self.world_size
         dist.all_gather_object(shared, restored.shared_rng)
-        self.assertTrue(all(torch.equal(s, shared[0]) for s in shared),
+        self.assertTrue(all(torch.equal(s, shared[0]) for s in self.nonempty(shared, "RNG states")),
                         "a tensor under a key every rank saves comes back identical on all ranks")
         model_sd = get_model_state_dict(model)
-        for fqn, value in get_model_state_dict(fresh).items():
+        for fqn, value in self.nonempty(get_model_state_dict(fresh), "the loaded model state dict").items():
             self.assert_tensor_matches(model_sd[fqn], value, fqn)
 
     def test_dcp_to_torch_save_and_back(self):
@@ -213,7 +215,7 @@ class DcpFeaturesTest(VerifyStateDictMixin, DistributedTestCase):
             dcp_to_torch_save(dcp_dir, torch_file)
             full = torch.load(torch_file, weights_only=True)
             self.assertEqual(sorted(full), sorted(saved), "keys of the torch.save file")
-            for fqn, value in full.items():
+            for fqn, value in self.nonempty(full, "the torch.save file").items():
                 self.assertTrue(torch.equal(value, saved[fqn]), f"{fqn} differs in the torch.save file")
             torch_save_to_dcp(torch_file, back_dir)
         dist.barrier()

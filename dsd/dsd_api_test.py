@@ -6,8 +6,6 @@ Spec: PyTorch's test/distributed/checkpoint/test_state_dict.py usage of common_s
 (_verify_msd, _verify_osd, _verify_osd_by_load) and its FusionEmbedding hook/_fqn_modifiers case.
 """
 
-import copy
-
 import torch
 import torch.distributed.checkpoint as dcp
 from absl.testing import parameterized
@@ -15,9 +13,6 @@ from torch.distributed.checkpoint.state_dict import StateDictOptions
 from torch.distributed.checkpoint.state_dict import get_model_state_dict
 from torch.distributed.checkpoint.state_dict import get_state_dict
 from torch.distributed.checkpoint.state_dict import set_model_state_dict
-from torch.distributed.device_mesh import init_device_mesh
-from torch.distributed.fsdp import FullyShardedDataParallel as FSDP
-from torch.distributed.fsdp import fully_shard
 
 from models.dummy_models import dummy_model
 from models.fusion_embedding import EmbeddingModel
@@ -25,8 +20,9 @@ from models.fusion_embedding import FusionEmbedding
 from models.fusion_embedding import FusionEmbeddingWithHook
 from models.fusion_embedding import FusionEmbeddingWithModifier
 from testing import checkpointing
+from testing import parallelisms
 from testing.dist_test_case import DistributedTestCase
-from testing.dist_test_case import known_failure
+from testing.known_failures import known_failure
 from testing.state_dict_verify import VerifyStateDictMixin
 
 MODELS = {
@@ -52,37 +48,18 @@ CASES_X_KIND = tuple(
 
 class DsdApiTest(VerifyStateDictMixin, DistributedTestCase):
 
-    def _train(self, model, optim, inputs, steps=2):
-        for x in inputs[:steps]:
-            optim.zero_grad()
-            model(x).float().sum().backward()
-            optim.step()
-
-    def _wrap(self, module, wrapper):
-        mesh = init_device_mesh(self.device_type, (self.world_size,))
-        if wrapper == "fsdp1":
-            return FSDP(module, device_mesh=mesh, device_id=self.device, use_orig_params=True)
-        return fully_shard(module, mesh=mesh)
-
     def _reference_and_sharded(self, name, wrapper, seed=0):
-        """An unsharded reference and a sharded copy, trained on the same inputs on every rank."""
-        reference = MODELS[name](seed).to(self.device)
-        ref_optim = torch.optim.Adam(reference.parameters(), lr=0.01)
-        sharded = self._wrap(copy.deepcopy(reference), wrapper)
-        optim = torch.optim.Adam(sharded.parameters(), lr=0.01)
-        inputs = [reference.get_input(self.device, seed=s) for s in range(2)]  # identical on all ranks
-        self._train(reference, ref_optim, inputs)
-        self._train(sharded, optim, inputs)
-        return reference, ref_optim, sharded, optim
+        """An unsharded reference and an FSDP1 (DeviceMesh) or FSDP2 copy, trained alike."""
+        return parallelisms.reference_and_wrapped(MODELS[name], wrapper, self.device, seed=seed)
 
     @parameterized.named_parameters(*CASES_X_KIND)
     def test_get_state_dict_matches_reference(self, name, wrapper, full):
         reference, ref_optim, model, optim = self._reference_and_sharded(name, wrapper)
         options = StateDictOptions(full_state_dict=full)
         msd, osd = get_state_dict(model, optim, options=options)
-        self.verify_msd(reference.state_dict(), msd, options)
-        self.verify_osd(reference, ref_optim, ref_optim.state_dict(), osd)
-        self.verify_osd_by_load(model, optim, torch.optim.Adam(model.parameters(), lr=0.01), osd)
+        self.verify_msd(reference, msd, options, model)
+        self.verify_osd(reference, ref_optim, osd, options, model)
+        self.verify_osd_by_load(model, optim, torch.optim.Adam(model.parameters(), lr=0.01), options)
 
     @parameterized.named_parameters(*CASES)
     def test_dcp_round_trip_into_a_differently_initialised_model(self, name, wrapper):
@@ -92,8 +69,8 @@ class DsdApiTest(VerifyStateDictMixin, DistributedTestCase):
         _, _, model_2, optim_2 = self._reference_and_sharded(name, wrapper, seed=1)
         checkpointing.load(model_2, optim_2, path)
         loaded_msd, loaded_osd = get_state_dict(model_2, optim_2)
-        self.verify_msd(reference.state_dict(), loaded_msd)
-        self.verify_osd(reference, ref_optim, ref_optim.state_dict(), loaded_osd)
+        self.verify_msd(reference, loaded_msd, StateDictOptions(), model_2)
+        self.verify_osd(reference, ref_optim, loaded_osd, StateDictOptions(), model_2)
 
     @known_failure(AssertionError, "FSDP assumes tok.embedding.weight is in the state_dict",
                    "FSDP1's state-dict post-hook looks for the parameter's original key, which a "
@@ -101,7 +78,7 @@ class DsdApiTest(VerifyStateDictMixin, DistributedTestCase):
     def test_fsdp1_with_key_renaming_state_dict_hooks(self):
         reference, ref_optim, model, optim = self._reference_and_sharded("fusion_modifier", "fsdp1")
         msd, _ = get_state_dict(model, optim)
-        self.verify_msd(reference.state_dict(), msd)
+        self.verify_msd(reference, msd, StateDictOptions(), model)
 
     @parameterized.named_parameters(("sharded", False), ("full", True))
     def test_fqn_modifiers_model_state_dict_round_trip_fsdp2(self, full):
@@ -110,14 +87,14 @@ class DsdApiTest(VerifyStateDictMixin, DistributedTestCase):
         options = StateDictOptions(full_state_dict=full)
         msd = get_model_state_dict(model, options=options)
         self.assertIn("tok.weight", msd, "the hook's key, mapped through _fqn_modifiers")
-        self.verify_msd(reference.state_dict(), msd, options)
+        self.verify_msd(reference, msd, options, model)
         dcp.save(msd, checkpoint_id=path)
 
         _, _, model_2, _ = self._reference_and_sharded("fusion_modifier", "fsdp2", seed=1)
         msd_2 = get_model_state_dict(model_2, options=options)
         dcp.load(msd_2, checkpoint_id=path)
         set_model_state_dict(model_2, msd_2, options=options)
-        self.verify_msd(reference.state_dict(), get_model_state_dict(model_2))
+        self.verify_msd(reference, get_model_state_dict(model_2), StateDictOptions(), model_2)
 
     @known_failure(RuntimeError, "Missing optimizer state for parameter 'tok.weight'",
                    "get_optimizer_state_dict keys the state by the parameter FQN "
@@ -126,8 +103,8 @@ class DsdApiTest(VerifyStateDictMixin, DistributedTestCase):
     def test_fqn_modifiers_optimizer_state_dict_round_trip_fsdp2(self):
         reference, ref_optim, model, optim = self._reference_and_sharded("fusion_modifier", "fsdp2")
         _, osd = get_state_dict(model, optim)
-        self.verify_osd(reference, ref_optim, ref_optim.state_dict(), osd)
-        self.verify_osd_by_load(model, optim, torch.optim.Adam(model.parameters(), lr=0.01), osd)
+        self.verify_osd(reference, ref_optim, osd, StateDictOptions(), model)
+        self.verify_osd_by_load(model, optim, torch.optim.Adam(model.parameters(), lr=0.01))
 
     def test_hook_renamed_keys_need_fqn_modifiers_to_load(self):
         source = FusionEmbeddingWithHook(4, 4, 4).to(self.device)

@@ -10,7 +10,6 @@ import io
 import torch
 from absl.testing import parameterized
 from torch.distributed._shard.sharded_tensor import ShardedTensor
-from torch.distributed.device_mesh import init_device_mesh
 from torch.distributed.fsdp import FullyShardedDataParallel as FSDP
 from torch.distributed.fsdp import ShardedOptimStateDictConfig
 from torch.distributed.fsdp import ShardedStateDictConfig
@@ -20,7 +19,7 @@ from torch.distributed.tensor import Shard
 
 from models.dummy_models import dummy_model
 from testing.dist_test_case import DistributedTestCase
-from testing.dist_test_case import known_failure
+from testing.known_failures import known_failure
 
 SHARDING = (("even", True), ("uneven", False))
 OFFLOAD_X_SHARDING = tuple(
@@ -40,7 +39,7 @@ class FsdpWithDeviceMeshAndDTensorTest(DistributedTestCase):
         return model, optim
 
     def _mesh(self):
-        return init_device_mesh(self.device_type, (self.world_size,))
+        return self.mesh()
 
     def _set_sharded(self, model, offload_to_cpu=False):
         FSDP.set_state_dict_type(
@@ -70,9 +69,9 @@ class FsdpWithDeviceMeshAndDTensorTest(DistributedTestCase):
         mesh = self._mesh()
         model, optim = self._create_model(even, mesh)
         FSDP.set_state_dict_type(model, StateDictType.SHARDED_STATE_DICT)
-        for fqn, value in model.state_dict().items():
+        for fqn, value in self.nonempty(model.state_dict(), "model state dict").items():
             self.assert_sharded_dtensor(value, mesh, fqn)
-        for fqn, state in FSDP.optim_state_dict(model, optim)["state"].items():
+        for fqn, state in self.nonempty(FSDP.optim_state_dict(model, optim)["state"], "optimizer state").items():
             for key, value in state.items():
                 if key != "step":
                     self.assert_sharded_dtensor(value, mesh, f"{fqn}.{key}")
@@ -93,10 +92,10 @@ class FsdpWithDeviceMeshAndDTensorTest(DistributedTestCase):
         sharded_osd = FSDP.optim_state_dict(ref_model, ref_optim)
 
         self.assertEqual(list(dtensor_sd), list(sharded_sd), "model state dict FQNs")
-        for fqn in dtensor_sd:
+        for fqn in self.nonempty(dtensor_sd, "model state dict"):
             self.assert_same_local_shard(dtensor_sd[fqn], sharded_sd[fqn], fqn)
         self.assertEqual(list(dtensor_osd["state"]), list(sharded_osd["state"]), "optimizer state FQNs")
-        for fqn, state in dtensor_osd["state"].items():
+        for fqn, state in self.nonempty(dtensor_osd["state"], "optimizer state").items():
             ref_state = sharded_osd["state"][fqn]
             self.assertEqual(list(state), list(ref_state), f"{fqn}: optimizer state keys")
             for key, value in state.items():
@@ -118,12 +117,12 @@ class FsdpWithDeviceMeshAndDTensorTest(DistributedTestCase):
         model(model.get_input(self.device, seed=1)).sum().backward()  # move away from the checkpoint
         optim.step()
         buffer.seek(0)
-        loaded = torch.load(buffer, weights_only=False)
+        loaded = torch.load(buffer)  # weights_only=True: the safe unpickler, as upstream
         optim.load_state_dict(FSDP.optim_state_dict_to_load(model, optim, loaded))
 
         after = FSDP.optim_state_dict(model, optim)["state"]
         self.assertEqual(list(after), list(reference), "optimizer state FQNs")
-        for fqn, state in after.items():
+        for fqn, state in self.nonempty(after, "optimizer state").items():
             self.assertEqual(list(state), list(reference[fqn]), f"{fqn}: optimizer state keys")
             for key, value in state.items():
                 if key == "step":
@@ -145,11 +144,11 @@ class FsdpWithDeviceMeshAndDTensorTest(DistributedTestCase):
         changed = [fqn for fqn, v in model.state_dict().items() if not torch.equal(v.to_local(), reference[fqn])]
         self.assertNotEqual(changed, [], "the extra step must change the weights, or the test proves nothing")
         buffer.seek(0)
-        model.load_state_dict(torch.load(buffer, weights_only=False))
+        model.load_state_dict(torch.load(buffer))  # weights_only=True, as upstream
 
         after = model.state_dict()
         self.assertEqual(list(after), list(reference), "model state dict FQNs")
-        for fqn, value in after.items():
+        for fqn, value in self.nonempty(after, "model state dict").items():
             self.assertIsInstance(value, DTensor, fqn)
             self.assertTrue(torch.equal(value.to_local(), reference[fqn]), f"{fqn} differs after load")
 
@@ -175,5 +174,5 @@ class FsdpWithDeviceMeshAndDTensorTest(DistributedTestCase):
         FSDP.set_state_dict_type(model, StateDictType.SHARDED_STATE_DICT, state_dict_config=config)
         FSDP.set_state_dict_type(ref_model, StateDictType.SHARDED_STATE_DICT, state_dict_config=config)
         model.state_dict()
-        for fqn, value in ref_model.state_dict().items():
+        for fqn, value in self.nonempty(ref_model.state_dict(), "model state dict").items():
             self.assertIsInstance(value, ShardedTensor, fqn)

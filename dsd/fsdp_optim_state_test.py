@@ -6,6 +6,7 @@ Spec: PyTorch test/distributed/checkpoint/test_fsdp_optim_state.py (FsdpOptimSta
 import torch
 import torch.distributed.checkpoint as dcp
 from absl.testing import parameterized
+from torch.distributed._shard.sharded_tensor import ShardedTensor
 from torch.distributed.checkpoint.optimizer import load_sharded_optimizer_state_dict
 from torch.distributed.fsdp import FullyShardedDataParallel as FSDP
 from torch.distributed.fsdp import StateDictType
@@ -42,12 +43,16 @@ class FsdpOptimStateCheckpointTest(DistributedTestCase):
             storage_reader=dcp.FileSystemReader(path),
             planner=dcp.DefaultLoadPlanner() if pass_planner else None,
         )
+        for fqn, state in self.nonempty(optim_state["optim"]["state"], "loaded optimizer state").items():
+            for key in ("exp_avg", "exp_avg_sq"):
+                self.assertIsInstance(state[key], ShardedTensor, f"{fqn}.{key}: load_sharded_optimizer_state_dict "
+                                      "returns ShardedTensors")
         optim_2.load_state_dict(FSDP.optim_state_dict_to_load(model_2, optim_2, optim_state["optim"]))
         osd_after = FSDP.optim_state_dict(model_2, optim_2)
 
         before, after = osd_before["state"], osd_after["state"]
         self.assertEqual(sorted(before), sorted(after), "FQNs with optimizer state")
-        for fqn, state in before.items():
+        for fqn, state in self.nonempty(before, "optimizer state").items():
             self.assertEqual(sorted(state), sorted(after[fqn]), f"{fqn}: state keys")
             for key, value in state.items():
                 got = after[fqn][key]
@@ -56,6 +61,6 @@ class FsdpOptimStateCheckpointTest(DistributedTestCase):
                 else:
                     self.assertTrue(torch.equal(gather_full(value), gather_full(got)), f"{fqn}.{key} differs after load")
         self.assertEqual(osd_before["param_groups"][0]["lr"], osd_after["param_groups"][0]["lr"], "lr")
-        for fqn, value in model.state_dict().items():
+        for fqn, value in self.nonempty(model.state_dict(), "model state dict").items():
             self.assertTrue(torch.equal(gather_full(value), gather_full(model_2.state_dict()[fqn])),
                             f"{fqn}: model weights differ after load")

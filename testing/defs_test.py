@@ -3,12 +3,14 @@ workspace that loads the repo's testing/defs.bzl and testing/pools.bzl."""
 
 import os
 import shutil
-import subprocess
 
 from absl.testing import absltest
 from absl.testing import parameterized
 
+from tools.testing.nested_bazel import NestedBazel
+
 HERE = os.path.dirname(os.path.realpath(__file__))
+POOLS = os.path.join(os.path.dirname(HERE), "platforms", "pools.bzl")
 
 
 class DistPyTestMacroTest(parameterized.TestCase):
@@ -16,34 +18,35 @@ class DistPyTestMacroTest(parameterized.TestCase):
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        real = os.environ.get("BAZEL_REAL") or shutil.which("bazel")
-        if not real:
-            raise absltest.SkipTest("needs a bazel binary on PATH")
         tmp = os.environ.get("TEST_TMPDIR") or absltest.get_default_test_tmpdir()
         cls.ws = os.path.join(tmp, "ws")
         shutil.rmtree(cls.ws, ignore_errors=True)
-        os.makedirs(os.path.join(cls.ws, "testing"))
-        os.makedirs(os.path.join(cls.ws, "pkg"))
-        for f in ("defs.bzl", "pools.bzl"):
-            shutil.copy(os.path.join(HERE, f), os.path.join(cls.ws, "testing", f))
-        with open(os.path.join(cls.ws, "WORKSPACE"), "w") as f:
-            f.write('workspace(name = "macro_test")\n')
-        with open(os.path.join(cls.ws, "testing", "BUILD"), "w") as f:
-            f.write('exports_files(["launcher.py"])\npy_library(name = "launcher", srcs = ["launcher.py"])\n')
-        open(os.path.join(cls.ws, "testing", "launcher.py"), "w").close()
-        open(os.path.join(cls.ws, "pkg", "m_test.py"), "w").close()
-        cls.bazel = [real, f"--output_user_root={tmp}/bazel_root", "--max_idle_secs=60"]
+        for package in ("testing/launcher", "platforms", "pkg"):
+            os.makedirs(os.path.join(cls.ws, package))
+        shutil.copy(os.path.join(HERE, "defs.bzl"), os.path.join(cls.ws, "testing", "defs.bzl"))
+        shutil.copy(POOLS, os.path.join(cls.ws, "platforms", "pools.bzl"))
+        files = {
+            "WORKSPACE": 'workspace(name = "macro_test")\n',
+            "testing/BUILD": "",
+            "platforms/BUILD": "",
+            "testing/launcher/BUILD": 'exports_files(["launcher.py"])\npy_library(name = "launcher", srcs = ["launcher.py"])\n',
+            "testing/launcher/launcher.py": "",
+            "pkg/m_test.py": "",
+        }
+        for path, content in files.items():
+            with open(os.path.join(cls.ws, path), "w") as f:
+                f.write(content)
+        cls.bazel = NestedBazel(cls.ws, tmp, max_idle_secs=60)
 
     @classmethod
     def tearDownClass(cls):
-        subprocess.run(cls.bazel + ["shutdown"], cwd=cls.ws, capture_output=True)
+        cls.bazel.shutdown()
         super().tearDownClass()
 
     def query(self, call, expression, output="label"):
         with open(os.path.join(self.ws, "pkg", "BUILD"), "w") as f:
-            f.write('load("//testing:defs.bzl", "dist_py_test")\n' + call + "\n")
-        proc = subprocess.run(self.bazel + ["query", expression, f"--output={output}", "--noshow_progress"],
-                              cwd=self.ws, capture_output=True, text=True)
+            f.write('load("//testing:defs.bzl", "dist_py_test", "dist_test_suites")\n' + call + "\ndist_test_suites()\n")
+        proc = self.bazel("query", expression, f"--output={output}")
         return proc.returncode, proc.stdout, proc.stderr
 
     def test_one_target_per_world_size_with_tags_pool_and_suites(self):
@@ -59,7 +62,7 @@ class DistPyTestMacroTest(parameterized.TestCase):
             self.assertIn(f'name = "gpu{ws}_tests"', out)
         self.assertIn('"--test_module=pkg.m_test"', out)
         self.assertIn("shard_count = 3", out)
-        self.assertIn('main = "//testing:launcher.py"', out)
+        self.assertIn('main = "//testing/launcher:launcher.py"', out)
         rc, out, _ = self.query('dist_py_test(name = "m_test", srcs = ["m_test.py"], world_sizes = [2, 4])',
                                 'attr(tags, "\\bgpu4\\b", tests(//pkg:all))')
         self.assertEqual(out.split(), ["//pkg:m_test_gpu4"])
@@ -82,6 +85,7 @@ class DistPyTestMacroTest(parameterized.TestCase):
         ("unknown_argument", "colour = 1", "unexpected keyword argument: colour"),
         ("phases_and_world_sizes", "world_sizes = [2], phases = [[2, 1]]", "not both"),
         ("one_phase", "phases = [[2]]", ">= 2 world sizes"),
+        ("duplicate_phases", "phases = [[2, 1], [2, 1]]", "duplicate world sizes or phases"),
     )
     def test_bad_input_fails_at_load_time(self, args, message):
         srcs = "" if "srcs" in args else 'srcs = ["m_test.py"], '

@@ -1,19 +1,20 @@
 """DistributedTestCase: the base class of every scenario test.
 
 The launcher's rank worker has already initialised the default process group (once per
-launch) and calls configure(); test methods use self.rank, self.world_size, self.device and
-self.checkpoint_dir(). absl's parameterized.TestCase is the in-rank framework.
+launch) and calls configure(); test methods use self.rank, self.world_size, self.device,
+self.mesh() and self.checkpoint_dir(). absl's parameterized.TestCase is the in-rank framework.
+Known torch bugs are marked with testing.known_failures.
 """
 
 import functools
 import os
 import re
 import shutil
-import traceback
 
 import torch
 import torch.distributed as dist
 from absl.testing import parameterized
+from torch.distributed.device_mesh import init_device_mesh
 
 _ENV = {}
 
@@ -44,30 +45,6 @@ def requires_cuda(why):
             if self.device_type != "cuda":
                 self.skipTest(f"needs CUDA: {why}")
             return fn(self, *args, **kwargs)
-        return wrapper
-    return decorator
-
-
-class KnownFailure(Exception):
-    """Raised by @known_failure when a case fails with its recorded symptom (reported as xfail)."""
-
-
-def known_failure(exc_type, symptom, why):
-    """Marks a regression case for a known torch bug: the case is an expected failure while it
-    raises `exc_type` matching the regex `symptom`; it fails if the bug is gone (unexpected
-    success: drop the mark) or if it fails any other way.
-    """
-    def decorator(fn):
-        @functools.wraps(fn)
-        def wrapper(self, *args, **kwargs):
-            try:
-                fn(self, *args, **kwargs)
-            except exc_type as e:
-                if not re.search(symptom, f"{type(e).__name__}: {e}"):
-                    raise
-                raise KnownFailure(f"known bug: {why}\nsymptom: {type(e).__name__}: {e}\n"
-                                   + "".join(traceback.format_exception(e)[-6:])) from e
-            self.fail(f"unexpected success: known bug no longer reproduces ({why}); remove @known_failure")
         return wrapper
     return decorator
 
@@ -112,6 +89,16 @@ class DistributedTestCase(parameterized.TestCase):
     def phase_world_sizes(self):
         """World size of every phase, e.g. [4, 2] for a save-at-4, load-at-2 target."""
         return _ENV["phase_world_sizes"]
+
+    def nonempty(self, collection, what):
+        """`collection`, after asserting it is not empty (a loop over nothing checks nothing)."""
+        self.assertTrue(len(collection) > 0, f"{what} is empty")
+        return collection
+
+    def mesh(self, shape=None, names=None):
+        """A DeviceMesh over every rank on this launch's device: 1-D by default, or `shape`
+        (e.g. (2, 2) with names ("dp", "tp")), like upstream's build_device_mesh."""
+        return init_device_mesh(self.device_type, tuple(shape or (self.world_size,)), mesh_dim_names=names)
 
     def checkpoint_dir(self, name="checkpoint"):
         """A directory for this case, the same path on every rank, under TEST_TMPDIR; fresh in

@@ -1,4 +1,5 @@
-"""DistributedTestCase helpers: skips with reasons, known_failure, shared checkpoint dirs.
+"""DistributedTestCase helpers and the known-failure marks: skips with reasons, marks that pin
+torch's errors, results and crashes, shared checkpoint dirs, meshes.
 
 Inner cases run through the rank worker's own run_case, so the statuses checked here are
 the ones the launcher reports.
@@ -6,31 +7,80 @@ the ones the launcher reports.
 
 import os
 
+import torch
 import torch.distributed as dist
 
 from testing import dist_test_case
+from testing import known_failures
 from testing.dist_test_case import DistributedTestCase
-from testing.rank_worker import run_case
+from testing.launcher.protocol import Status
+from testing.launcher.rank_worker import run_case
+from testing.repro import Outcome
+
+
+def _torch_error(message):
+    """A ValueError raised from torch's code (torch.nn.functional validates its arguments)."""
+    torch.nn.functional.pad(torch.zeros(1), (1,), mode=message)
+
+
+def _outcome(output, returncode=-11):
+    return Outcome("repro.py", returncode, output, nproc=2, hung=False)
 
 
 class _Inner(DistributedTestCase):
     """Not collected (defined with a leading underscore and run by hand below)."""
 
-    @dist_test_case.known_failure(ValueError, "bad thing", "a recorded torch bug")
+    @known_failures.known_failure(NotImplementedError, "bad_mode", "a recorded torch bug")
     def test_symptom_matches(self):
-        raise ValueError("a bad thing happened")
+        _torch_error("bad_mode")
 
-    @dist_test_case.known_failure(ValueError, "bad thing", "a recorded torch bug")
+    @known_failures.known_failure(NotImplementedError, "bad_mode", "a recorded torch bug")
     def test_bug_fixed(self):
         pass
 
-    @dist_test_case.known_failure(ValueError, "bad thing", "a recorded torch bug")
+    @known_failures.known_failure(NotImplementedError, "bad_mode", "a recorded torch bug")
     def test_other_message(self):
-        raise ValueError("something else")
+        _torch_error("other")
 
-    @dist_test_case.known_failure(ValueError, "bad thing", "a recorded torch bug")
+    @known_failures.known_failure(NotImplementedError, "bad_mode", "a recorded torch bug")
     def test_other_type(self):
-        raise KeyError("bad thing")
+        raise KeyError("bad_mode")
+
+    @known_failures.known_failure(NotImplementedError, "bad_mode", "a recorded torch bug")
+    def test_raised_by_the_test(self):
+        raise NotImplementedError("bad_mode")
+
+    @known_failures.known_failure(NotImplementedError, "bad_mode", "a recorded torch bug", torch_versions="0.1")
+    def test_other_release_must_pass(self):
+        _torch_error("bad_mode")
+
+    @known_failures.known_wrong_result("a wrong torch result", wrong=[1], right=[2])
+    def test_wrong_result(self):
+        return [1]
+
+    @known_failures.known_wrong_result("a wrong torch result", wrong=[1], right=[2])
+    def test_right_result(self):
+        return [2]
+
+    @known_failures.known_wrong_result("a wrong torch result", wrong=[1], right=[2])
+    def test_another_result(self):
+        return [3]
+
+    @known_failures.known_crash(r"exitcode\s*:\s*-11", "a crash")
+    def test_crash_before_success(self):
+        return _outcome("REPRO START rank 0\nREPRO START rank 1\nexitcode  : -11\n")
+
+    @known_failures.known_crash(r"exitcode\s*:\s*-11", "a crash")
+    def test_crash_after_success(self):
+        return _outcome("REPRO START rank 0\nREPRO OK rank 0\nexitcode  : -11\n")
+
+    @known_failures.known_crash(r"exitcode\s*:\s*-11", "a crash")
+    def test_crash_before_start(self):
+        return _outcome("exitcode  : -11\n")
+
+    @known_failures.known_crash(r"exitcode\s*:\s*-11", "a crash")
+    def test_repro_completes(self):
+        return _outcome("REPRO START rank 0\nREPRO START rank 1\nREPRO OK rank 0\nREPRO OK rank 1\n", 0)
 
     @dist_test_case.requires_world_size(64)
     def test_needs_64(self):
@@ -48,28 +98,62 @@ class HelpersTest(DistributedTestCase):
 
     def test_known_failure_with_its_symptom_is_an_expected_failure(self):
         status, detail = self.status("test_symptom_matches")
-        self.assertEqual(status, "xfail")
+        self.assertEqual(status, Status.XFAILED, detail)
         self.assertIn("a recorded torch bug", detail)
+        self.assertIn("NotImplementedError", detail)
 
     def test_known_failure_that_no_longer_fails_is_a_failure(self):
         status, detail = self.status("test_bug_fixed")
-        self.assertEqual(status, "fail")
+        self.assertEqual(status, Status.FAILED)
         self.assertIn("unexpected success", detail)
 
     def test_known_failure_with_another_symptom_is_an_error(self):
-        self.assertEqual(self.status("test_other_message")[0], "error")
-        self.assertEqual(self.status("test_other_type")[0], "error")
+        self.assertEqual(self.status("test_other_message")[0], Status.ERROR)
+        self.assertEqual(self.status("test_other_type")[0], Status.ERROR)
+
+    def test_known_failure_cannot_pin_an_error_the_test_raises(self):
+        status, detail = self.status("test_raised_by_the_test")
+        self.assertEqual(status, Status.ERROR)
+        self.assertIn("pins errors raised by torch", detail)
+
+    def test_a_mark_for_other_releases_requires_a_pass_here(self):
+        self.assertEqual(self.status("test_other_release_must_pass")[0], Status.ERROR)
+        self.assertTrue(known_failures.affects(("2.13", "2.14"), "2.13.0+cpu"))
+        self.assertFalse(known_failures.affects("2.1", "2.13.0"))
+
+    def test_known_wrong_result(self):
+        self.assertEqual(self.status("test_wrong_result")[0], Status.XFAILED)
+        status, detail = self.status("test_right_result")
+        self.assertEqual(status, Status.FAILED)
+        self.assertIn("unexpected success", detail)
+        status, detail = self.status("test_another_result")
+        self.assertEqual(status, Status.FAILED)
+        self.assertIn("neither the known wrong result", detail)
+
+    def test_known_crash(self):
+        self.assertEqual(self.status("test_crash_before_success")[0], Status.XFAILED)
+        for case in ("test_crash_after_success", "test_crash_before_start"):
+            status, detail = self.status(case)
+            self.assertEqual(status, Status.FAILED, case)
+            self.assertIn("without the known signature", detail)
+        status, detail = self.status("test_repro_completes")
+        self.assertEqual(status, Status.FAILED)
+        self.assertIn("unexpected success", detail)
+
+    def test_mesh(self):
+        mesh = self.mesh()
+        self.assertEqual((mesh.device_type, tuple(mesh.shape)), (self.device_type, (self.world_size,)))
 
     def test_requires_world_size_skips_with_reason(self):
         self.assertEqual(self.status("test_needs_64"),
-                         ("skip", f"needs world size >= 64, launched with {self.world_size}"))
+                         (Status.SKIPPED, f"needs world size >= 64, launched with {self.world_size}"))
 
     def test_requires_cuda_skips_on_cpu_only(self):
         status, detail = self.status("test_needs_cuda")
         if self.device_type == "cuda":
-            self.assertEqual(status, "pass")
+            self.assertEqual(status, Status.PASSED)
         else:
-            self.assertEqual((status, detail), ("skip", "needs CUDA: pinned-memory staging"))
+            self.assertEqual((status, detail), (Status.SKIPPED, "needs CUDA: pinned-memory staging"))
 
     def test_checkpoint_dir_is_fresh_and_shared(self):
         path = self.checkpoint_dir()

@@ -1,6 +1,7 @@
 """Wrapping a module the ways training stacks do, for scenarios that compare them.
 
-    wrap(module, "fsdp2", device)   # one of WRAPPERS
+    wrap(module, "fsdp2", device)   # one of WRAPPERS or LAYOUTS_2D
+    reference, ref_optim, model, optim = reference_and_wrapped(EvenDummyModel, "tp", device)
 
 fsdp1               FSDP (FullyShardedDataParallel) on a 1-D DeviceMesh, use_orig_params=True
 fsdp1_flat_params   the same with use_orig_params=False (FlatParameter in optimizers)
@@ -12,6 +13,9 @@ fsdp2_tp            2-D: tensor parallel within pairs of ranks, fully_shard acro
 hsdp                2-D: fully_shard on a (replicate, shard) mesh of pairs of ranks
 The tp plans need an MLP whose hidden widths divide by the TP degree (EvenDummyModel).
 """
+
+import collections
+import copy
 
 import torch
 from torch.distributed.device_mesh import init_device_mesh
@@ -67,3 +71,27 @@ def train(model, optim, inputs):
         optim.zero_grad()
         model(x).float().sum().backward()
         optim.step()
+
+
+Trained = collections.namedtuple("Trained", "reference ref_optim model optim")
+
+
+def adam(params):
+    return torch.optim.Adam(params, lr=0.01)
+
+
+def reference_and_wrapped(make_model, wrapper, device, make_optim=adam, seed=0, freeze=(), steps=2):
+    """An unsharded reference on `device` and a `wrapper`-wrapped copy of it, each with its own
+    optimizer over its trainable parameters, trained on the same inputs (identical on every rank).
+    `freeze`: FQN prefixes whose parameters are frozen before wrapping."""
+    reference = make_model(seed).to(device)
+    for name, p in reference.named_parameters():
+        if any(name.startswith(prefix) for prefix in freeze):
+            p.requires_grad_(False)
+    model = wrap(copy.deepcopy(reference), wrapper, device)
+    ref_optim = make_optim([p for p in reference.parameters() if p.requires_grad])
+    optim = make_optim([p for p in model.parameters() if p.requires_grad])
+    inputs = [reference.get_input(device, seed=s) for s in range(steps)]
+    train(reference, ref_optim, inputs)
+    train(model, optim, inputs)
+    return Trained(reference, ref_optim, model, optim)

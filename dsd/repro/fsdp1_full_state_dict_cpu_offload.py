@@ -1,4 +1,4 @@
-"""Repro: FSDP1 full state dict with cpu_offload on CPU ranks (exits 0 and prints REPRO OK
+"""Repro: FSDP1 full state dict with cpu_offload on CPU ranks (repro.succeeded() on every rank
 when torch behaves). Usage: torchrun --nproc-per-node=2 this.py [use_orig_params: 1|0]"""
 
 import sys
@@ -11,6 +11,8 @@ from torch.distributed.checkpoint.state_dict import get_state_dict
 from torch.distributed.device_mesh import init_device_mesh
 from torch.distributed.fsdp import FullyShardedDataParallel as FSDP
 
+from testing import repro
+
 dist.init_process_group("gloo")
 use_orig_params = sys.argv[1:] != ["0"]
 torch.manual_seed(0)
@@ -19,10 +21,11 @@ reference = {k: v.clone() for k, v in model.state_dict().items()}
 mesh = init_device_mesh("cpu", (dist.get_world_size(),))
 model = FSDP(model, device_mesh=mesh, device_id=torch.device("cpu"), use_orig_params=use_orig_params)
 optim = torch.optim.Adam(model.parameters(), lr=0.01)
+repro.started()
 msd, _ = get_state_dict(model, optim, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
 if dist.get_rank() == 0:
     for fqn, value in reference.items():
         assert torch.equal(msd[fqn], value), fqn
 dist.barrier()
 dist.destroy_process_group()
-print("REPRO OK", flush=True)
+repro.succeeded()

@@ -1,4 +1,4 @@
-"""testing/affected.py on a throw-away git repo built in TEST_TMPDIR, with a real Bazel.
+"""tools/affected.py on a throw-away git repo built in TEST_TMPDIR, with a real Bazel.
 
 The repo has three packages, a macro in a .bzl file, a `manual` test and a test_suite; each
 case edits it one way and checks exactly which tests are selected.
@@ -12,7 +12,8 @@ import sys
 
 from absl.testing import absltest
 
-from testing import affected
+from tools import affected
+from tools.testing import host_tools
 
 FILES = {
     "WORKSPACE": 'workspace(name = "throwaway")\n',
@@ -38,19 +39,12 @@ FILES = {
 ALL = ["//a:a_test", "//b:b_test"]
 
 
-def _bazel():
-    real = os.environ.get("BAZEL_REAL") or shutil.which("bazel")
-    return real
-
-
 class AffectedTest(absltest.TestCase):
 
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        real = _bazel()
-        if not real:
-            raise absltest.SkipTest("needs a bazel binary on PATH")
+        real = host_tools.tool("bazel")
         tmp = os.environ.get("TEST_TMPDIR") or absltest.get_default_test_tmpdir()
         os.environ["DSD_CACHE_DIR"] = os.path.join(tmp, "cache")
         cls.repo = os.path.join(tmp, "repo")
@@ -172,7 +166,7 @@ class AffectedTest(absltest.TestCase):
     def test_command_line_formats_and_empty_selection(self):
         self.write("lib/lib.sh", "echo changed\n")
         self.write("b/b_test.sh", "exit 0 # changed\n")
-        cmd = [sys.executable, "-m", "testing.affected", "--base", self.base, "--repo", self.repo, "--bazel", self.bazel]
+        cmd = [sys.executable, "-m", "tools.affected", "--base", self.base, "--repo", self.repo, "--bazel", self.bazel]
         env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
         run = lambda *extra: subprocess.run(cmd + list(extra), capture_output=True, text=True, env=env)
         self.assertEqual(run().stdout, "//a:a_test\n//b:b_test\n")

@@ -1,7 +1,7 @@
 """Prints the test targets that a git change can affect, one label a line.
 
-    ./bazelw run //testing:affected -- --base origin/main [--head HEAD]
-    python3 testing/affected.py --base origin/main            (plain script, stdlib only)
+    ./bazelw run //tools:affected -- --base origin/main [--head HEAD]
+    python3 tools/affected.py --base origin/main            (plain script, stdlib only)
 
 Without --head the working tree is compared, uncommitted and untracked files included.
 Hash-based, like bazel-diff and target-determinator: for base and head, `bazel query

@@ -14,6 +14,7 @@ import re
 import time
 
 DEVICES = ("auto", "cpu", "cuda")
+DEFAULT_LOCK_DIR = "/var/tmp/dsd-gpu-slots"  # outside /tmp, which newer Bazel sandboxes make private
 
 
 class DeviceError(RuntimeError):

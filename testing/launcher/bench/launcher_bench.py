@@ -2,8 +2,8 @@
 per-case spawning (fresh processes and process group per test method, as PyTorch's
 MultiProcessTestCase does), on one module of K cases, side by side in one run.
 
-    ./bazelw run //testing/bench:launcher_bench -- --cases=10 --world_size=2
-    python -m testing.bench.launcher_bench --cases=10        (from the repo root, project venv)
+    ./bazelw run //testing/launcher/bench:launcher_bench -- --cases=10 --world_size=2
+    python -m testing.launcher.bench.launcher_bench --cases=10        (from the repo root, project venv)
 
 Prints a table; nothing is asserted (speed goals live here, not in timed tests).
 """
@@ -24,7 +24,7 @@ flags.DEFINE_integer("cases", 10, "K, the number of cases in the module.")
 flags.DEFINE_integer("world_size", 2, "Ranks per case.")
 flags.DEFINE_integer("repeats", 1, "Runs of each mode; the table shows the best.")
 
-MODULE = "testing.bench.bench_cases"
+MODULE = "testing.launcher.bench.bench_cases"
 
 
 def _spawned_rank(rank, world_size, store_path, case_id, scratch, result_queue):
@@ -35,14 +35,14 @@ def _spawned_rank(rank, world_size, store_path, case_id, scratch, result_queue):
     import torch.distributed as dist
     from absl import flags as absl_flags
 
-    from testing import case_selection
+    from testing.launcher import plan
     from testing import dist_test_case
 
     absl_flags.FLAGS(["bench"])
     dist.init_process_group("gloo", store=dist.FileStore(store_path, world_size), rank=rank,
                             world_size=world_size)
     dist_test_case.configure(device="cpu", backend="gloo", scratch_dir=scratch)
-    test = case_selection.discover(importlib.import_module(MODULE))[case_id]
+    test = plan.discover(importlib.import_module(MODULE))[case_id]
     result = unittest.TestResult()
     test.run(result)
     dist.destroy_process_group()

@@ -8,7 +8,7 @@ import textwrap
 from absl.testing import absltest
 from absl.testing import parameterized
 
-from testing import gpu_slots
+from testing.launcher import gpu_slots
 
 
 class VisibleGpusTest(parameterized.TestCase):
@@ -85,7 +85,7 @@ class GpuSlotsTest(absltest.TestCase):
         holder = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
             import sys, time
             sys.path[:0] = {sys.path!r}
-            from testing import gpu_slots
+            from testing.launcher import gpu_slots
             s = gpu_slots.GpuSlots(["0", "1"], 2, {lock_dir!r}).__enter__()
             print("held", flush=True)
             time.sleep(60)

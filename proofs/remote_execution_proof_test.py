@@ -1,0 +1,65 @@
+"""Proof that --config=rbe routes test actions by pool, against real servers on loopback.
+
+A private PostgreSQL cluster, a BuildGrid REAPI server and two test-double workers advertising
+Pool=cpu and Pool=gpu2 (proofs/servers.py), then a nested Bazel with --config=rbe:
+  - //dsd:fsdp_model_state_test_gpu2 (Pool=gpu2) executes on the gpu2 worker,
+  - //models:models_test (the cpu platform's Pool=cpu) executes on the cpu worker,
+  - //dsd:fsdp_model_state_test_gpu4 (Pool=gpu4, no such worker) fails with BuildGrid's queue
+    timeout instead of running anywhere else.
+Needs PostgreSQL, BuildGrid and Bazel (@proof_servers, @host_bazel); fails, never skips,
+without them. Everything it starts is stopped at the end.
+"""
+
+import re
+
+from absl.testing import absltest
+
+from proofs import servers
+from tools.testing.nested_bazel import NestedBazel
+
+
+class RemoteExecutionProofTest(absltest.TestCase):
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.grid = servers.BuildGrid(pools=("cpu", "gpu2")).__enter__()
+        cls.bazel = NestedBazel(servers.workspace(), cls.grid.tmp, output_base=cls.grid.tmp + "/ob")
+
+    @classmethod
+    def tearDownClass(cls):
+        if getattr(cls, "bazel", None):
+            cls.bazel.shutdown()
+        if getattr(cls, "grid", None):
+            cls.grid.__exit__(None, None, None)
+        super().tearDownClass()
+
+    def bazel_test(self, *targets):
+        proc = self.bazel("test", *targets, "--config=rbe", f"--remote_executor={self.grid.endpoint}",
+                          "--remote_instance_name=main", "--remote_retries=0", "--nocache_test_results",
+                          "--symlink_prefix=/", "--verbose_failures")
+        return proc.returncode, proc.stdout + proc.stderr
+
+    def test_actions_run_on_the_worker_of_their_pool(self):
+        rc, output = self.bazel_test("//dsd:fsdp_model_state_test_gpu2", "//models:models_test")
+        self.assertEqual(rc, 0, output[-3000:])
+        self.assertRegex(output, r"INFO: \d+ processes: .*2 remote", "both test actions ran remotely")
+        gpu2, cpu = "".join(self.grid.executed("gpu2")), "".join(self.grid.executed("cpu"))
+        print("gpu2 worker:", gpu2, "cpu worker:", cpu, sep="\n")
+        self.assertIn("testlogs/dsd/fsdp_model_state_test_gpu2/", gpu2)
+        self.assertNotIn("fsdp_model_state_test_gpu2", cpu)
+        self.assertIn("testlogs/models/models_test/", cpu)
+        self.assertNotIn("models_test", gpu2)
+
+    def test_a_pool_without_workers_fails_clearly(self):
+        before = {pool: len(self.grid.executed(pool)) for pool in self.grid.pools}
+        rc, output = self.bazel_test("//dsd:fsdp_model_state_test_gpu4")
+        self.assertNotEqual(rc, 0, output[-3000:])
+        self.assertIn("queued for too long", output)
+        print(re.findall(r".*Remote Execution Failure.*\n.*", output))
+        self.assertEqual({pool: len(self.grid.executed(pool)) for pool in self.grid.pools}, before,
+                         "the gpu4 action must not run on another pool's worker")
+
+
+if __name__ == "__main__":
+    absltest.main()

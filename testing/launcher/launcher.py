@@ -1,0 +1,234 @@
+"""The launcher: the main of every distributed test target (testing/defs.bzl).
+
+Started by Bazel (bazel test / bazel run) or by hand (python -m testing.launcher), it
+  1. chooses the device (CUDA when every rank can have its own GPU, else CPU ranks on gloo;
+     --device / DSD_DEVICE forces it) and, on CUDA, locks that many GPU slots on the host;
+  2. per phase (one world size, or several for a target that saves at one world size and loads
+     at another), launches the ranks with torchrun until every planned case has a verdict
+     (launch.py: watchdog, relaunch after a crash or hang, attribution);
+  3. decides the target's verdict: it passes only if every planned case passed, was skipped or
+     is an expected failure on every rank, every fixture and every rank's shutdown ended
+     cleanly, and the module planned at least one case;
+  4. writes JUnit XML (XML_OUTPUT_FILE), per-rank logs (TEST_UNDECLARED_OUTPUTS_DIR), warnings
+     (TEST_WARNINGS_OUTPUT_FILE) and exits non-zero unless the target passed.
+Honours TEST_SHARD_INDEX / TEST_TOTAL_SHARDS / TEST_SHARD_STATUS_FILE, TESTBRIDGE_TEST_ONLY,
+TESTBRIDGE_TEST_RUNNER_FAIL_FAST, TEST_TIMEOUT and TEST_TMPDIR.
+"""
+
+import argparse
+import dataclasses
+import importlib
+import os
+import signal
+import sys
+import tempfile
+import time
+
+from testing.launcher import gpu_slots
+from testing.launcher import launch as launch_lib
+from testing.launcher import plan as plan_lib
+from testing.launcher.protocol import LAUNCHER
+from testing.launcher.protocol import Result
+from testing.launcher.protocol import Status
+from testing.launcher.protocol import counts
+from testing.launcher.protocol import merge_phases
+from testing.launcher.protocol import write_junit
+
+_MARK = {Status.PASSED: "  OK  ", Status.FAILED: " FAIL ", Status.ERROR: "ERROR ", Status.SKIPPED: " SKIP ",
+         Status.XFAILED: "XFAIL "}
+
+
+def world_sizes(phases, world_size):
+    """The world size of each phase: [2] for a plain target, [4, 2] for --phases=4,2."""
+    sizes = [int(p) for p in phases.split(",") if p.strip()] if phases else [world_size]
+    if not sizes or any(ws < 1 for ws in sizes):
+        raise argparse.ArgumentTypeError(f"world sizes must be >= 1, got {sizes}")
+    return sizes
+
+
+def parse_args(argv):
+    env = os.environ
+    p = argparse.ArgumentParser(prog="python -m testing.launcher", description=__doc__.split("\n\n")[0])
+    p.add_argument("--test_module", required=True, help="module holding the cases, e.g. dsd.fsdp_optim_state_test")
+    p.add_argument("--world_size", type=int, default=2, help="number of ranks")
+    p.add_argument("--phases", default="", help="world sizes of consecutive launches on one TEST_TMPDIR, "
+                   "e.g. 4,2 saves at 4 ranks and loads at 2 (cases read self.phase)")
+    p.add_argument("--device", default=env.get("DSD_DEVICE") or "auto", choices=gpu_slots.DEVICES,
+                   help="where ranks run; default $DSD_DEVICE (set by --config=cpu|gpu), else auto")
+    p.add_argument("--test_filter", default=env.get("TESTBRIDGE_TEST_ONLY", ""),
+                   help="case ids, substrings or globs, ',' separated; '-pattern' excludes")
+    p.add_argument("--fail_fast", action="store_true", default=env.get("TESTBRIDGE_TEST_RUNNER_FAIL_FAST") == "1",
+                   help="stop after the first failing case (bazel test --test_runner_fail_fast)")
+    defaults = launch_lib.Limits()
+    for field in dataclasses.fields(launch_lib.Limits):
+        p.add_argument(f"--{field.name}", type=float, default=getattr(defaults, field.name), metavar="SECONDS")
+    p.add_argument("--pg_timeout", type=float, default=300.0, help="process-group collective timeout")
+    p.add_argument("--timeout", type=float, default=3600.0,
+                   help="bound of the whole target outside Bazel (under Bazel: TEST_TIMEOUT minus 20s)")
+    p.add_argument("--xml_output", default=env.get("XML_OUTPUT_FILE", ""))
+    p.add_argument("--output_dir", default=env.get("TEST_UNDECLARED_OUTPUTS_DIR", ""),
+                   help="per-rank logs and records; a temporary directory when empty")
+    p.add_argument("--gpu_lock_dir", default=env.get("DSD_GPU_LOCK_DIR", gpu_slots.DEFAULT_LOCK_DIR))
+    p.add_argument("--gpu_lock_timeout", type=float, default=3600.0)
+    p.add_argument("--list", action="store_true", help="print this shard's case ids and exit")
+    args = p.parse_args(argv)
+    try:
+        args.world_sizes = world_sizes(args.phases, args.world_size)
+    except (ValueError, argparse.ArgumentTypeError) as e:
+        p.error(str(e))
+    return args
+
+
+class Report:
+    """What the target says: one line per result as it becomes known, warnings, the XML."""
+
+    def __init__(self, args, suite):
+        self.args, self.suite = args, suite
+        self.warnings = []
+        self.started = time.monotonic()
+
+    def log(self, item):
+        if isinstance(item, Result):
+            print(f"[{_MARK[item.status]}] {item.id} ({item.duration:.2f}s)"
+                  + (f"  {item.message}" if item.message else ""), flush=True)
+            if item.status.failing and item.detail:
+                print(item.detail, flush=True)
+        else:
+            print(item, flush=True)
+
+    def warn(self, message):
+        self.warnings.append(message)
+        self.log("warning: " + message)
+        if os.environ.get("TEST_WARNINGS_OUTPUT_FILE"):
+            with open(os.environ["TEST_WARNINGS_OUTPUT_FILE"], "a") as f:
+                f.write(message + "\n")
+
+    def finish(self, results, properties, notes=()):
+        elapsed = time.monotonic() - self.started
+        if self.args.xml_output:
+            write_junit(self.args.xml_output, self.suite, results, elapsed, properties, "\n".join(notes))
+        c = counts(results)
+        print(f"{self.suite}: {c[Status.PASSED]} passed, {c[Status.FAILED]} failed, {c[Status.ERROR]} errors, "
+              f"{c[Status.SKIPPED]} skipped, {c[Status.XFAILED]} expected failures (known torch bugs) "
+              f"in {elapsed:.1f}s", flush=True)
+        return 1 if c[Status.FAILED] or c[Status.ERROR] else 0
+
+
+def verdict_checks(test_module, test_filter, phase, shard_index, total_shards):
+    """Launcher-level results: a module without cases and a filter matching nothing fail; an
+    empty shard passes and says so (returned as a note)."""
+    if phase.plan is None:
+        return [], []
+    if phase.total == 0:
+        return [Result("launcher.plan", Status.ERROR, f"{test_module} defines no test case", kind=LAUNCHER)], []
+    if phase.matched == 0:
+        return [Result("launcher.test_filter", Status.ERROR,
+                       f"--test_filter={test_filter!r} matched none of the {phase.total} cases of {test_module}",
+                       kind=LAUNCHER)], []
+    if not phase.plan:
+        return [], [f"shard {shard_index + 1} of {total_shards} has no case: {phase.matched} case(s) over "
+                    f"{total_shards} shards"]
+    return [], []
+
+
+def list_cases(args, shard_index, total_shards):
+    cases = plan_lib.discover(importlib.import_module(args.test_module))
+    for case in plan_lib.plan(list(cases), args.test_filter, shard_index, total_shards).cases:
+        print(case)
+    return 0
+
+
+def main(argv=None):
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    if os.environ.get("TEST_SHARD_STATUS_FILE"):
+        open(os.environ["TEST_SHARD_STATUS_FILE"], "a").close()
+    shard_index = int(os.environ.get("TEST_SHARD_INDEX", "0"))
+    total_shards = int(os.environ.get("TEST_TOTAL_SHARDS", "1"))
+    if args.list:
+        return list_cases(args, shard_index, total_shards)
+
+    suite = os.environ.get("TEST_TARGET") or args.test_module
+    report = Report(args, suite)
+    base_tmp = os.environ.get("TEST_TMPDIR") or tempfile.mkdtemp(prefix="dsd-")
+    output_dir = args.output_dir or os.path.join(base_tmp, "outputs")
+    os.makedirs(output_dir, exist_ok=True)
+    sizes = args.world_sizes
+    bazel_timeout = float(os.environ.get("TEST_TIMEOUT", "0") or 0)
+    deadline = ((time.time() + bazel_timeout - 20, f"Bazel's TEST_TIMEOUT of {bazel_timeout:.0f}s minus 20s")
+                if bazel_timeout > 40 else (time.time() + args.timeout, f"--timeout={args.timeout:.0f}"))
+    properties = {"test_module": args.test_module,
+                  "world_sizes": " -> ".join(map(str, sizes)), "shard": f"{shard_index + 1}/{total_shards}"}
+    try:
+        gpus = gpu_slots.visible_gpus()
+        device, why = gpu_slots.choose_device(args.device, max(sizes), gpus, gpu_slots.torch_has_cuda())
+    except gpu_slots.DeviceError as e:
+        return report.finish([Result("launcher.device", Status.ERROR, str(e), kind=LAUNCHER)], properties)
+    properties["device"] = device
+    if device == "cpu" and args.device == "auto":
+        report.warn(f"{why} (--config=gpu makes too few GPUs a failure)")
+    report.log(f"{args.test_module}: world size{'s' if len(sizes) > 1 else ''} {properties['world_sizes']}, "
+               f"device {device} ({why}), shard {properties['shard']}"
+               + (f", filter {args.test_filter!r}" if args.test_filter else ""))
+    report.log(f"per-rank logs: {_logs_location(output_dir, shard_index, total_shards)}")
+
+    def interrupt(signum, frame):
+        raise launch_lib.Interrupted()
+
+    signal.signal(signal.SIGTERM, interrupt)
+    signal.signal(signal.SIGINT, interrupt)
+    limits = launch_lib.Limits(**{f.name: getattr(args, f.name) for f in dataclasses.fields(launch_lib.Limits)})
+    phases, slots, interrupted = [], None, False
+    try:
+        extra_env = {}
+        if device == "cuda":
+            wait = min(args.gpu_lock_timeout, deadline[0] - time.time())
+            slots = gpu_slots.GpuSlots(gpus, max(sizes), args.gpu_lock_dir, wait).__enter__()
+            extra_env["CUDA_VISIBLE_DEVICES"] = ",".join(slots.acquired)
+            report.log(f"GPU slots: {slots.acquired} (locked in {args.gpu_lock_dir})")
+        for index, ws in enumerate(sizes):
+            if len(sizes) > 1:
+                report.log(f"-- phase {index}: world size {ws}")
+            spec = launch_lib.spec_for(args, device, os.path.join(base_tmp, "scratch"), index, sizes,
+                                       shard_index, total_shards)
+            phase = launch_lib.Phase(spec, ws, os.path.join(output_dir, f"phase{index}") if len(sizes) > 1
+                                     else output_dir, sys.executable, limits, deadline, extra_env, report.log)
+            phases.append(phase)
+            phase.run()
+    except gpu_slots.DeviceError as e:
+        return report.finish([Result("launcher.device", Status.ERROR, str(e), kind=LAUNCHER)], properties)
+    except launch_lib.Interrupted:
+        interrupted = True
+    finally:
+        if slots:
+            slots.close()
+    results, notes = [], []
+    for phase in phases:
+        checks, phase_notes = verdict_checks(args.test_module, args.test_filter, phase, shard_index, total_shards)
+        phase.results += checks
+        notes += phase_notes
+        if interrupted:
+            phase.results += [Result(c, Status.ERROR, "not run: the launcher was interrupted (SIGTERM/SIGINT)")
+                              for c in phase.remaining()]
+    results = merge_phases([p.results for p in phases], sizes[:len(phases)]) if len(sizes) > 1 else (
+        phases[0].results if phases else [])
+    if interrupted and len(phases) < len(sizes):
+        results.append(Result("launcher.interrupted", Status.ERROR,
+                              f"interrupted before phase {len(phases)} (world size {sizes[len(phases)]})", kind=LAUNCHER))
+    torch = next((p.torch for p in phases if p.torch), {})
+    properties.update({f"torch.{k}": v for k, v in torch.items() if v})
+    for note in notes:
+        report.log(note)
+    rc = report.finish(results, properties, notes)
+    return 143 if interrupted else rc
+
+
+def _logs_location(output_dir, shard_index, total_shards):
+    if not os.environ.get("TEST_TARGET"):
+        return output_dir
+    target = os.environ["TEST_TARGET"].lstrip("/").replace(":", "/")
+    shard = f"shard_{shard_index + 1}_of_{total_shards}/" if total_shards > 1 else ""
+    return f"bazel-testlogs/{target}/{shard}test.outputs/ (outputs.zip)"
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,339 @@
+"""The launcher end to end: each fault fails the target where it happened, the verdict rules,
+Bazel's test protocol, known-failure marks, parallel launches, signals and cleanup.
+
+Runs `python -m testing.launcher` as a subprocess on the fixture modules in testdata/, with
+the environment Bazel would give it, and checks exit codes, the JUnit XML and that no process
+of the launch survives it.
+"""
+
+import concurrent.futures
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+import xml.etree.ElementTree as ET
+
+from absl.testing import absltest
+from absl.testing import parameterized
+
+from testing.launcher import processes
+from testing.launcher.protocol import Status
+
+TESTDATA = "testing.launcher.testdata."
+SAMPLE_CASES = [
+    "CollectivesTest.test_all_reduce",
+    "CollectivesTest.test_broadcast_one",
+    "CollectivesTest.test_broadcast_three",
+    "CollectivesTest.test_skipped",
+    "ScratchDirTest.test_checkpoint_dir_is_shared",
+]
+FAULT_CASES = ["AFaultsTest.test_a", "AFaultsTest.test_b", "BAfterTest.test_c"]
+SHORT_LIMITS = ["--fixture_timeout=6", "--shutdown_timeout=6", "--exit_timeout=6", "--idle_timeout=6"]
+_XML_STATUS = {"failure": Status.FAILED, "error": Status.ERROR, "skipped": Status.SKIPPED}
+
+
+class Run:
+    """One launcher subprocess and what it left behind."""
+
+    def __init__(self, test, module, world_size=2, env=None, flags=()):
+        self.test = test
+        self.tmp = test.create_tempdir().full_path
+        self.xml = os.path.join(self.tmp, "test.xml")
+        self.outputs = os.path.join(self.tmp, "outputs")
+        self.warnings = os.path.join(self.tmp, "warnings.txt")
+        self.token = ("DSD_LEAK_TOKEN", uuid.uuid4().hex)
+        self.env = {k: v for k, v in os.environ.items()
+                    if not k.startswith(("TEST_", "TESTBRIDGE_", "XML_OUTPUT", "DSD_"))}
+        self.env.update(PYTHONPATH=os.pathsep.join(sys.path), TEST_TMPDIR=self.tmp, XML_OUTPUT_FILE=self.xml,
+                        TEST_UNDECLARED_OUTPUTS_DIR=self.outputs, TEST_WARNINGS_OUTPUT_FILE=self.warnings,
+                        DSD_DEVICE="cpu", **dict([self.token]))
+        self.env.update(env or {})
+        self.cmd = [sys.executable, "-m", "testing.launcher", f"--test_module={TESTDATA}{module}",
+                    f"--world_size={world_size}", *flags]
+        self.proc = None
+
+    def start(self):
+        self.proc = subprocess.Popen(self.cmd, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        return self
+
+    def wait(self, timeout=300):
+        self.output, _ = self.proc.communicate(timeout=timeout)
+        self.returncode = self.proc.returncode
+        return self
+
+    def run(self):
+        return self.start().wait()
+
+    def suite(self):
+        return ET.parse(self.xml).getroot().find("testsuite")
+
+    def results(self):
+        """{id: (Status, message, text)} from the XML, in XML order."""
+        out, suite = {}, self.suite().get("name")
+        for case in self.suite().iter("testcase"):
+            cls = case.get("classname")[len(suite) + 1:]
+            status, message, text = Status.PASSED, "", ""
+            for element in case:
+                if element.tag in _XML_STATUS:
+                    status = _XML_STATUS[element.tag]
+                    if element.get("type") == "pytest.xfail":
+                        status = Status.XFAILED
+                    message, text = element.get("message", ""), element.text or ""
+            out[f"{cls}.{case.get('name')}" if cls else case.get("name")] = (status, message, text)
+        return out
+
+    def statuses(self):
+        return {rid: r[0] for rid, r in self.results().items()}
+
+    def assert_no_leftovers(self, within=10.0):
+        deadline = time.monotonic() + within
+        while processes.processes_with_env(*self.token) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        self.test.assertEmpty(processes.processes_with_env(*self.token), "processes of the launch outlived it")
+
+
+class PassingModuleTest(parameterized.TestCase):
+
+    @parameterized.parameters(2, 4)
+    def test_all_cases_run_in_one_launch_and_the_xml_matches(self, world_size):
+        run = Run(self, "sample_cases", world_size=world_size).run()
+        self.assertEqual(run.returncode, 0, run.output)
+        self.assertEqual(list(run.statuses()), SAMPLE_CASES)
+        self.assertEqual(run.statuses()["CollectivesTest.test_skipped"], Status.SKIPPED)
+        suite = run.suite()
+        self.assertEqual((suite.get("tests"), suite.get("failures"), suite.get("errors"), suite.get("skipped")),
+                         ("5", "0", "0", "1"))
+        props = {p.get("name"): p.get("value") for p in suite.iter("property")}
+        self.assertEqual((props["device"], props["world_sizes"]), ("cpu", str(world_size)))
+        self.assertIn("torch.version", props)
+        self.assertEqual(sorted(os.listdir(run.outputs)), ["attempt0"], "one launch for the whole module")
+        for rank in range(world_size):
+            self.assertTrue(os.path.exists(os.path.join(run.outputs, "attempt0", f"rank{rank}.log")))
+        self.assertIn("4 passed, 0 failed, 0 errors, 1 skipped", run.output)
+        run.assert_no_leftovers()
+
+
+class FaultsInCasesTest(absltest.TestCase):
+    """A case that fails on one rank, crashes or hangs fails alone; the next case runs."""
+
+    def run_mode(self, mode, *flags):
+        run = Run(self, "failing_cases", env={"DSD_FIXTURE_MODES": mode}, flags=flags).run()
+        self.assertEqual(run.returncode, 1, run.output)
+        run.assert_no_leftovers()
+        return run.results()
+
+    def test_assertion_on_one_rank_fails_the_case_everywhere(self):
+        start = time.monotonic()
+        results = self.run_mode("fail", "--failure_grace=3")
+        status, message, text = results["FailureModesTest.test_a_assert_on_last_rank_only"]
+        self.assertEqual(status, Status.FAILED)
+        self.assertIn("rank(s) [1]", message)
+        self.assertIn("deliberate failure on the last rank", text)
+        self.assertIn("in all_reduce", text, "the stuck rank's stack is reported")
+        self.assertEqual(results["FailureModesTest.test_b_after_assert"][0], Status.PASSED)
+        self.assertLess(time.monotonic() - start, 90, "no wait for the process-group timeout")
+
+    def test_crashing_rank_fails_the_case_with_its_exit_code(self):
+        results = self.run_mode("crash")
+        status, message, text = results["FailureModesTest.test_c_rank_crashes"]
+        self.assertEqual(status, Status.ERROR)
+        self.assertIn("rank 1: exit code 3", message)
+        self.assertIn("exitcode  : 3", text, "torchrun's report of the crashed rank is attached")
+        self.assertEqual(results["FailureModesTest.test_d_after_crash"][0], Status.PASSED)
+
+    def test_hung_collective_times_out_with_stacks(self):
+        results = self.run_mode("hang", "--case_timeout=8")
+        status, message, text = results["FailureModesTest.test_e_rank_skips_collective"]
+        self.assertEqual(status, Status.ERROR)
+        self.assertIn("timed out after 8s (--case_timeout)", message)
+        self.assertIn("in all_reduce", text, "faulthandler stacks of the hung rank")
+        self.assertEqual(results["FailureModesTest.test_f_after_hang"][0], Status.PASSED)
+
+
+# fault -> (the failing entry, the words its message must contain, status of each case)
+OK, NOT_RUN = Status.PASSED, Status.ERROR
+FAULTS = {
+    "setup_module_raise": ("setUpModule", "deliberate setUpModule error", [NOT_RUN] * 3),
+    "teardown_module_raise": ("tearDownModule", "deliberate tearDownModule error", [OK] * 3),
+    "setup_class_raise": ("AFaultsTest.setUpClass", "deliberate setUpClass error", [NOT_RUN, NOT_RUN, OK]),
+    "setup_class_hang": ("AFaultsTest.setUpClass", "timed out after 6s (--fixture_timeout)", [NOT_RUN, NOT_RUN, OK]),
+    "setup_class_crash": ("AFaultsTest.setUpClass", "rank 1: exit code 4", [NOT_RUN, NOT_RUN, OK]),
+    "teardown_class_raise": ("AFaultsTest.tearDownClass", "deliberate tearDownClass error", [OK] * 3),
+    "teardown_class_hang": ("AFaultsTest.tearDownClass", "timed out after 6s (--fixture_timeout)", [OK] * 3),
+    "teardown_class_crash": ("AFaultsTest.tearDownClass", "rank 1: exit code 5", [OK] * 3),
+    "class_cleanup_raise": ("AFaultsTest.tearDownClass", "deliberate class cleanup error", [OK] * 3),
+    "between_crash": ("launcher.between_units", "after AFaultsTest.test_a, before their next unit", [OK] * 3),
+    "between_hang": ("launcher.between_units", "recorded nothing for 6s (--idle_timeout)", [OK] * 3),
+    "shutdown_raise": ("launcher.shutdown", "deliberate error in destroy_process_group", [OK] * 3),
+    "shutdown_hang": ("launcher.shutdown", "shutdown timed out after 6s (--shutdown_timeout)", [OK] * 3),
+    "shutdown_crash": ("launcher.shutdown", "rank 1: exit code 7", [OK] * 3),
+    "exit_crash": ("launcher.exit", "rank 1: exit code 9", [OK] * 3),
+    "exit_hang": ("launcher.exit", "did not exit within 6s (--exit_timeout)", [OK] * 3),
+}
+
+
+class FaultsOutsideCasesTest(parameterized.TestCase):
+    """Faults in fixtures, between units, in shutdown and after the last record: each fails the
+    target with an entry named where it happened; no case takes the blame for it."""
+
+    @parameterized.named_parameters(*((name, name, *expected) for name, expected in FAULTS.items()))
+    def test_fault(self, fault, entry, words, case_statuses):
+        run = Run(self, "fault_cases", env={"DSD_FAULT": fault}, flags=SHORT_LIMITS).run()
+        self.assertEqual(run.returncode, 1, run.output)
+        results = run.results()
+        self.assertIn(entry, results, run.output)
+        status, message, text = results[entry]
+        self.assertEqual(status, Status.ERROR, message)
+        self.assertIn(words, message + text)
+        self.assertEqual([results[c][0] for c in FAULT_CASES], case_statuses, run.output)
+        failing = [rid for rid, (s, _, _) in results.items() if s.failing and rid not in FAULT_CASES]
+        self.assertEqual(failing, [entry], "exactly one entry names the fault")
+        run.assert_no_leftovers()
+
+    def test_without_a_fault_everything_passes(self):
+        run = Run(self, "fault_cases", flags=SHORT_LIMITS).run()
+        self.assertEqual(run.returncode, 0, run.output)
+        self.assertEqual(run.statuses(), {c: Status.PASSED for c in FAULT_CASES})
+
+
+class VerdictRulesTest(absltest.TestCase):
+
+    def test_a_module_without_cases_fails(self):
+        run = Run(self, "empty_module").run()
+        self.assertEqual(run.returncode, 1, run.output)
+        self.assertEqual(run.results()["launcher.plan"][0], Status.ERROR)
+        self.assertIn("defines no test case", run.results()["launcher.plan"][1])
+
+    def test_a_filter_matching_nothing_fails(self):
+        run = Run(self, "sample_cases", flags=["--test_filter=NoSuchTest"]).run()
+        self.assertEqual(run.returncode, 1)
+        self.assertIn("matched none of the 5 cases", run.results()["launcher.test_filter"][1])
+
+    def test_an_empty_shard_passes_and_says_so(self):
+        run = Run(self, "sample_cases", env={"TEST_SHARD_INDEX": "5", "TEST_TOTAL_SHARDS": "6"}).run()
+        self.assertEqual(run.returncode, 0, run.output)
+        self.assertEqual(run.results(), {})
+        self.assertIn("shard 6 of 6 has no case: 5 case(s) over 6 shards", run.suite().find("system-out").text)
+
+    def test_known_failures(self):
+        run = Run(self, "known_failure_cases").run()
+        self.assertEqual(run.returncode, 1, run.output)
+        results = run.results()
+        for case in ("MarksTest.test_torch_error_reproduces", "MarksTest.test_wrong_result_reproduces"):
+            status, message, text = results[case]
+            self.assertEqual(status, Status.XFAILED, run.output)
+            self.assertIn("known bug: a torch", message + text)
+        status, message, _ = results["MarksTest.test_bug_fixed"]
+        self.assertEqual(status, Status.FAILED)
+        self.assertIn("unexpected success", message)
+        status, message, _ = results["MarksTest.test_own_assertion_cannot_be_pinned"]
+        self.assertEqual(status, Status.ERROR)
+        self.assertIn("pins errors raised by torch", message)
+        self.assertIn("2 expected failures (known torch bugs)", run.output)
+        self.assertEqual(run.suite().get("skipped"), "2", "expected failures are <skipped type=pytest.xfail>")
+
+
+class BazelProtocolTest(absltest.TestCase):
+
+    def test_three_shards_cover_every_case_exactly_once(self):
+        runs = []
+        for index in range(3):
+            status_file = os.path.join(self.create_tempdir().full_path, "shard_status")
+            runs.append((Run(self, "sample_cases", env={"TEST_SHARD_INDEX": str(index), "TEST_TOTAL_SHARDS": "3",
+                                                          "TEST_SHARD_STATUS_FILE": status_file}), status_file))
+        seen = []
+        for run, status_file in runs:
+            run.run()
+            self.assertEqual(run.returncode, 0, run.output)
+            self.assertTrue(os.path.exists(status_file), "TEST_SHARD_STATUS_FILE touched")
+            seen += list(run.statuses())
+        self.assertCountEqual(seen, SAMPLE_CASES)
+
+    def test_testbridge_filter_selects_one_case(self):
+        run = Run(self, "sample_cases", env={"TESTBRIDGE_TEST_ONLY": "CollectivesTest.test_broadcast_three"}).run()
+        self.assertEqual(run.returncode, 0, run.output)
+        self.assertEqual(list(run.statuses()), ["CollectivesTest.test_broadcast_three"])
+
+    def test_a_plain_word_selects_parameterized_variants_and_exclusions_apply(self):
+        run = Run(self, "sample_cases", env={"TESTBRIDGE_TEST_ONLY": "test_broadcast,-*three"}).run()
+        self.assertEqual(run.returncode, 0, run.output)
+        self.assertEqual(list(run.statuses()), ["CollectivesTest.test_broadcast_one"])
+
+    def test_fail_fast_stops_after_the_first_failure(self):
+        run = Run(self, "failing_cases", env={"DSD_FIXTURE_MODES": "fail", "TESTBRIDGE_TEST_RUNNER_FAIL_FAST": "1"},
+                  flags=["--failure_grace=3"]).run()
+        self.assertEqual(run.returncode, 1, run.output)
+        results = run.results()
+        self.assertEqual(results["FailureModesTest.test_a_assert_on_last_rank_only"][0], Status.FAILED)
+        self.assertEqual(results["FailureModesTest.test_b_after_assert"][0], Status.SKIPPED)
+        self.assertIn("--test_runner_fail_fast", results["FailureModesTest.test_b_after_assert"][1])
+
+    def test_warnings_reach_bazel(self):
+        run = Run(self, "sample_cases", env={"DSD_DEVICE": "auto"}).run()
+        self.assertEqual(run.returncode, 0, run.output)
+        with open(run.warnings) as f:
+            self.assertIn("ranks run on CPU", f.read())
+
+    def test_eight_parallel_launches_do_not_collide(self):
+        runs = [Run(self, "sample_cases", flags=["--test_filter=CollectivesTest.test_all_reduce"]) for _ in range(8)]
+        with concurrent.futures.ThreadPoolExecutor(8) as pool:
+            list(pool.map(lambda r: r.start().wait(), runs))
+        for run in runs:
+            self.assertEqual(run.returncode, 0, run.output)
+            self.assertEqual(run.statuses()["CollectivesTest.test_all_reduce"], Status.PASSED)
+            run.assert_no_leftovers()
+
+
+class SignalsTest(absltest.TestCase):
+
+    def wait_for_start(self, run, case, timeout=120):
+        path = os.path.join(run.outputs, "attempt0", "rank0.jsonl")
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if os.path.exists(path):
+                with open(path) as f:
+                    if any(json.loads(line).get("unit") == case for line in f if line.endswith("\n")):
+                        return
+            time.sleep(0.2)
+        self.fail(f"{case} did not start")
+
+    def test_sigterm_reports_the_running_case_and_kills_every_rank(self):
+        run = Run(self, "failing_cases", env={"DSD_FIXTURE_MODES": "hang"}, flags=["--case_timeout=300"]).start()
+        self.wait_for_start(run, "FailureModesTest.test_e_rank_skips_collective")
+        run.proc.send_signal(signal.SIGTERM)
+        run.wait(60)
+        self.assertEqual(run.returncode, 143, run.output)
+        results = run.results()
+        self.assertEqual(results["FailureModesTest.test_e_rank_skips_collective"][0], Status.ERROR)
+        self.assertIn("interrupted", results["FailureModesTest.test_e_rank_skips_collective"][1])
+        self.assertIn("interrupted", results["FailureModesTest.test_f_after_hang"][1])
+        run.assert_no_leftovers()
+
+    def test_sigkill_of_the_launcher_leaves_no_rank_behind(self):
+        run = Run(self, "failing_cases", env={"DSD_FIXTURE_MODES": "hang"}, flags=["--case_timeout=300"]).start()
+        self.wait_for_start(run, "FailureModesTest.test_e_rank_skips_collective")
+        self.assertGreaterEqual(len(processes.processes_with_env(*run.token)), 4, "launcher, torchrun and 2 ranks")
+        run.proc.kill()
+        run.wait(30)
+        run.assert_no_leftovers()
+
+
+class PhasesTest(absltest.TestCase):
+
+    def test_phases_share_tmpdir_and_merge_per_case(self):
+        run = Run(self, "phased_cases", flags=["--phases=2,1"]).run()
+        self.assertEqual(run.returncode, 1, run.output)
+        results = run.results()
+        self.assertEqual(results["PhasedTest.test_later_phase_reads_what_phase_0_wrote"][0], Status.PASSED)
+        status, message, _ = results["PhasedTest.test_fails_only_in_phase_1"]
+        self.assertEqual(status, Status.FAILED)
+        self.assertIn("phase 1 (world size 1)", message)
+        self.assertEqual(sorted(os.listdir(run.outputs)), ["phase0", "phase1"])
+        run.assert_no_leftovers()
+
+
+if __name__ == "__main__":
+    absltest.main()

@@ -1,0 +1,98 @@
+"""Finds (and, as root on Debian, installs) the host programs that the infrastructure proofs need.
+
+Run by the @proof_servers and @host_bazel repository rules (third_party/host_tools.bzl), so the
+programs are installed only when a target that needs them is built, the way ./bazelw installs
+Bazel. Writes a JSON object {tool: {"path": ..., "version": ...}} where a tool is missing:
+{tool: {"missing": "<one line saying what to install>"}}. Stdlib only.
+
+    python3 host_tools.py --out tools.json --tools nginx,postgresql,buildgrid [--install]
+"""
+
+import argparse
+import glob
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+APT = {"nginx": "nginx-light", "postgresql": "postgresql"}
+WHY = {
+    "nginx": "needs nginx for the HTTP cache proof: apt-get install nginx-light (or run ./bazelw as root on Debian)",
+    "postgresql": "needs PostgreSQL's server binaries for BuildGrid: apt-get install postgresql "
+                  "(or run ./bazelw as root on Debian)",
+    "buildgrid": "needs BuildGrid in its own venv: python3 -m venv $DSD_CACHE_DIR/remote-proof-venv && "
+                 "pip install -r third_party/requirements-remote-proof.txt (./bazelw does this)",
+    "bazel": "needs a Bazel binary for nested runs: install bazelisk, or run ./bazelw (as root on Debian it installs Bazel)",
+}
+
+
+def _version(cmd):
+    try:
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+    except OSError:
+        return None
+    text = (out.stdout + out.stderr).strip().splitlines()
+    return text[0] if text else None
+
+
+def find(tool, cache_dir):
+    if tool == "nginx":
+        path = shutil.which("nginx") or next((p for p in ("/usr/sbin/nginx",) if os.path.exists(p)), None)
+        return path and {"path": path, "version": _version([path, "-v"])}
+    if tool == "postgresql":
+        initdb = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
+        return initdb and {"path": os.path.dirname(initdb[-1]), "version": _version([initdb[-1], "--version"])}
+    if tool == "buildgrid":
+        python = os.path.join(cache_dir, "remote-proof-venv", "bin", "python3")
+        bgd = os.path.join(os.path.dirname(python), "bgd")
+        if os.path.exists(python) and os.path.exists(bgd):
+            version = _version([python, "-c", "import importlib.metadata as m; print(m.version('buildgrid'))"])
+            return {"path": python, "version": version}
+        return None
+    if tool == "bazel":
+        path = os.environ.get("DSD_BAZEL")
+        return path and os.access(path, os.X_OK) and {"path": path, "version": _version([path, "--version"])}
+    raise ValueError(f"unknown tool {tool}")
+
+
+def install(tool, cache_dir, requirements):
+    """Installs `tool` if that is possible here; errors go to stderr, the caller re-checks."""
+    if tool in APT and os.geteuid() == 0 and shutil.which("apt-get"):
+        env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+        cmd = ["apt-get", "install", "-y", "-q", APT[tool]]
+        if subprocess.run(cmd, env=env, stdout=sys.stderr).returncode:
+            subprocess.run(["apt-get", "update", "-q"], env=env, stdout=sys.stderr)
+            subprocess.run(cmd, env=env, stdout=sys.stderr)
+    elif tool == "buildgrid" and requirements:
+        venv = os.path.join(cache_dir, "remote-proof-venv")
+        base = os.environ.get("DSD_BASE_PYTHON") or sys.executable
+        if subprocess.run([base, "-m", "venv", venv], stdout=sys.stderr).returncode == 0:
+            subprocess.run([os.path.join(venv, "bin", "python3"), "-m", "pip", "install", "-q",
+                            "--disable-pip-version-check", "-r", requirements], stdout=sys.stderr)
+
+
+def main(argv):
+    p = argparse.ArgumentParser()
+    p.add_argument("--out", required=True)
+    p.add_argument("--tools", required=True)
+    p.add_argument("--install", action="store_true")
+    p.add_argument("--buildgrid_requirements", default="")
+    args = p.parse_args(argv)
+    cache_dir = os.environ.get("DSD_CACHE_DIR") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "dsd-bazel")
+    report = {}
+    for tool in args.tools.split(","):
+        found = find(tool, cache_dir)
+        if not found and args.install:
+            print(f"host_tools: installing {tool} for the proofs", file=sys.stderr)
+            install(tool, cache_dir, args.buildgrid_requirements)
+            found = find(tool, cache_dir)
+        report[tool] = found or {"missing": WHY[tool]}
+    with open(args.out, "w") as f:
+        json.dump(report, f, indent=2, sort_keys=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

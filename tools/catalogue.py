@@ -1,0 +1,169 @@
+"""Generates the README's catalogue: the scenario table (targets, variants, cases) and the
+known-bugs table (every known-failure mark in the scenario modules).
+
+    python3 tools/catalogue.py            print both tables
+    python3 tools/catalogue.py --write    rewrite them in README.md (between their markers)
+    python3 tools/catalogue.py --check    exit 1 if README.md is stale or a target has no case
+
+Targets come from `bazel query` over //dsd/...; case counts from the launcher's own plan
+function, run by the project's interpreter (`./bazelw python`); marks from the modules' source
+(ast), so the tables cannot drift from the code.
+"""
+
+import ast
+import json
+import os
+import re
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+MARKS = {  # the marks of testing/known_failures.py and their parameters, in order
+    "known_failure": ("exc_type", "symptom", "why", "torch_versions"),
+    "known_wrong_result": ("why", "wrong", "right", "torch_versions"),
+    "known_crash": ("signature", "why", "torch_versions"),
+}
+SECTIONS = {"scenario-table": "scenario_table", "known-bugs": "known_bugs_table"}
+
+
+def bazel():
+    return os.environ.get("BAZEL") or os.path.join(ROOT, "bazelw")
+
+
+def query_targets(pattern="//dsd/..."):
+    """{(package, base name, module): [variant suffix]} of the distributed targets under `pattern`."""
+    out = subprocess.run([bazel(), "query", f"attr(args, '--test_module=', tests({pattern}))", "--output=xml"],
+                         cwd=ROOT, check=True, capture_output=True).stdout
+    rows = {}
+    for rule in ET.fromstring(out).iter("rule"):
+        args = [v.get("value") for el in rule if el.tag == "list" and el.get("name") == "args" for v in el]
+        module = next(a.split("=", 1)[1] for a in args if a.startswith("--test_module="))
+        package, _, name = rule.get("name").lstrip("/").partition(":")
+        base, _, variant = name.rpartition("_gpu")
+        rows.setdefault((package, base, module), []).append("gpu" + variant)
+    return rows
+
+
+def count_cases(modules):
+    """{module: number of cases}, from testing.launcher.plan run by the project's interpreter."""
+    out = subprocess.run([bazel(), "python", os.path.abspath(__file__), "--count-cases", *modules], cwd=ROOT,
+                         check=True, capture_output=True, text=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def _count_cases_here(modules):
+    import importlib
+
+    from testing.launcher import plan
+    print(json.dumps({m: len(plan.discover(importlib.import_module(m))) for m in modules}))
+
+
+def summary(module):
+    """First sentence of the module's docstring."""
+    with open(os.path.join(ROOT, *module.split(".")) + ".py") as f:
+        doc = ast.get_docstring(ast.parse(f.read())) or ""
+    first = " ".join(doc.split("\n\n")[0].split())
+    return re.split(r"(?<=[.])\s", first)[0].rstrip(":.")
+
+
+def _variant_key(variant):
+    return [int(n) for n in re.findall(r"\d+", variant)]
+
+
+def scenario_table(targets, cases):
+    lines = ["| target (`//dsd:`) | scenarios | variants (ranks) | cases |", "| --- | --- | --- | --- |"]
+    for (package, base, module), variants in sorted(targets.items()):
+        if package != "dsd":
+            continue
+        names = ", ".join(f"`_{v}`" for v in sorted(variants, key=_variant_key))
+        lines.append(f"| `{base}` | {summary(module)} | {names} | {cases[module]} |")
+    return "\n".join(lines)
+
+
+def _value(node):
+    try:
+        return ast.literal_eval(node)
+    except ValueError:
+        return ast.unparse(node)  # e.g. an exception class
+
+
+def marks(path):
+    """[(class, method, mark, {parameter: value})] of the known-failure marks in a module."""
+    with open(path) as f:
+        source = f.read()
+    found = []
+    for cls in ast.parse(source).body:
+        for fn in getattr(cls, "body", []) if isinstance(cls, ast.ClassDef) else []:
+            for deco in getattr(fn, "decorator_list", []):
+                func = getattr(deco, "func", None)
+                name = getattr(func, "id", None) or getattr(func, "attr", None)
+                if name in MARKS:
+                    params = dict(zip(MARKS[name], map(_value, deco.args)))
+                    params.update({k.arg: _value(k.value) for k in deco.keywords})
+                    found.append((cls.name, fn.name, name, params))
+    return found
+
+
+def symptom(mark, p):
+    if mark == "known_failure":
+        return f"`{p['exc_type']}` matching `{p['symptom']}`"
+    if mark == "known_wrong_result":
+        return f"returns `{p['wrong']!r}`, correct is `{p['right']!r}`"
+    return f"a sub-launch's output matches `{p['signature']}`"
+
+
+def known_bugs_table(targets):
+    modules = {module: base for (package, base, module) in targets if package == "dsd"}
+    lines = ["| target (`//dsd:`) | case | torch releases | symptom | why |", "| --- | --- | --- | --- | --- |"]
+    for module, base in sorted(modules.items(), key=lambda kv: kv[1]):
+        for cls, method, mark, p in marks(os.path.join(ROOT, *module.split(".")) + ".py"):
+            versions = p.get("torch_versions") or "all"
+            versions = ", ".join(versions) if isinstance(versions, tuple) else versions
+            cells = [f"`{base}`", f"`{cls}.{method}`", versions, symptom(mark, p), p["why"]]
+            lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
+    return "\n".join(lines)
+
+
+def generate():
+    targets = query_targets()
+    cases = count_cases(sorted({m for (_, _, m) in targets}))
+    empty = sorted(m for m, n in cases.items() if n == 0)
+    return {"scenario-table": scenario_table(targets, cases), "known-bugs": known_bugs_table(targets)}, empty
+
+
+def _section(text, name):
+    begin, end = f"<!-- {name}:begin -->", f"<!-- {name}:end -->"
+    return text.index(begin) + len(begin), text.index(end)
+
+
+def main(argv):
+    if argv[:1] == ["--count-cases"]:
+        return _count_cases_here(argv[1:])
+    tables, empty = generate()
+    if empty:
+        print(f"these scenario modules define no test case: {', '.join(empty)}")
+        return 1
+    if not {"--check", "--write"} & set(argv):
+        print("\n\n".join(tables.values()))
+        return 0
+    path = os.path.join(ROOT, "README.md")
+    with open(path) as f:
+        readme = f.read()
+    stale = [n for n, t in tables.items() if readme[slice(*_section(readme, n))].strip() != t]
+    if "--check" in argv:
+        if stale:
+            print(f"README.md is stale ({', '.join(stale)}): run python3 tools/catalogue.py --write")
+            return 1
+        print("README.md's catalogue matches bazel query and the code")
+        return 0
+    for name, table in tables.items():
+        start, end = _section(readme, name)
+        readme = f"{readme[:start]}\n{table}\n{readme[end:]}"
+    with open(path, "w") as f:
+        f.write(readme)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,28 @@
+"""A nested Bazel for tests: the binary ./bazelw found (@host_bazel), on an output root of the
+test's own, never shipped to a remote worker (its targets are tagged no-remote)."""
+
+import subprocess
+
+from tools.testing import host_tools
+
+
+class NestedBazel:
+    """`bazel <startup> <command> <args>` in `workspace`, with its own output root (and base)."""
+
+    def __init__(self, workspace, tmp, output_base=None, max_idle_secs=120):
+        self.workspace, self.tmp = workspace, tmp
+        self.startup = [host_tools.tool("bazel"), f"--output_user_root={tmp}/bazel_root",
+                        f"--max_idle_secs={max_idle_secs}"]
+        if output_base:
+            self.startup.append(f"--output_base={output_base}")
+
+    def __call__(self, command, *args, timeout=900, env=None):
+        """A CompletedProcess with stdout and stderr as text."""
+        quiet = ["--noshow_progress", "--color=no", "--curses=no"] if command not in ("shutdown", "info") else []
+        if command == "test":  # the workspace's .bazelrc.env may name a file in the read-only source tree
+            quiet.append(f"--build_event_json_file={self.tmp}/events.json")
+        return subprocess.run(self.startup + [command, *quiet, *args], cwd=self.workspace, capture_output=True,
+                              text=True, timeout=timeout, env=env)
+
+    def shutdown(self):
+        subprocess.run(self.startup + ["shutdown"], cwd=self.workspace, capture_output=True)

@@ -1,0 +1,134 @@
+"""Case totals of the last `bazel test` invocation, per target and in all. Stdlib only.
+
+    python3 tools/xml_summary.py [--events bazel-events.json] [--skipped]
+
+Reads the build event file of that invocation (./bazelw makes `bazel test` write it), so only
+its targets count, never a stale XML left in bazel-testlogs. For each target it reads the
+test.xml of every shard (last attempt) and counts passed, failed (assertions), errors,
+skipped and expected failures (<skipped type="pytest.xfail">, known torch bugs).
+
+Exit status 1 if any target did not pass, any case failed, or any target executed no case
+(nothing planned, or everything skipped): a target that tests nothing is not green.
+--skipped also lists every skip and expected failure with its reason.
+"""
+
+import argparse
+import collections
+import json
+import os
+import sys
+import urllib.parse
+import xml.etree.ElementTree as ET
+
+STATUSES = ("passed", "failed", "errors", "skipped", "xfailed")
+_OK = ("PASSED", "FLAKY")
+
+
+def case_status(case):
+    """The status of one JUnit <testcase> (ours, absltest's or pytest's)."""
+    if case.find("failure") is not None:
+        return "failed"
+    if case.find("error") is not None:
+        return "errors"
+    skipped = case.find("skipped")
+    if skipped is not None and skipped.get("type") == "pytest.xfail":
+        return "xfailed"
+    if skipped is not None or case.get("result") in ("suppressed", "skipped") or case.get("status") == "notrun":
+        return "skipped"
+    return "passed"
+
+
+def read_events(path):
+    """{label: {"status": overall status, "cached": bool, "xmls": [path per shard]}}."""
+    results, summaries = collections.defaultdict(dict), {}
+    with open(path) as f:
+        for line in f:
+            event = json.loads(line)
+            kind = next(iter(event["id"]))
+            if kind == "testResult":
+                rid = event["id"]["testResult"]
+                outputs = {o["name"]: o["uri"] for o in event.get("testResult", {}).get("testActionOutput", [])}
+                shard = (rid.get("shard", 1), rid.get("run", 1))
+                previous = results[rid["label"]].get(shard)
+                if previous is None or rid.get("attempt", 1) >= previous[0]:
+                    cached = event.get("testResult", {}).get("cachedLocally", False) or \
+                        event.get("testResult", {}).get("executionInfo", {}).get("cachedRemotely", False)
+                    results[rid["label"]][shard] = (rid.get("attempt", 1), outputs.get("test.xml"), cached)
+            elif kind == "testSummary":
+                summaries[event["id"]["testSummary"]["label"]] = event.get("testSummary", {}).get("overallStatus", "?")
+    targets = {}
+    for label in sorted(set(results) | set(summaries)):
+        shards = results.get(label, {})
+        targets[label] = {
+            "status": summaries.get(label, "NO_SUMMARY"),
+            "cached": bool(shards) and all(cached for _, _, cached in shards.values()),
+            "xmls": [_path(uri) for _, uri, _ in shards.values() if uri],
+        }
+    return targets
+
+
+def _path(uri):
+    return urllib.parse.unquote(urllib.parse.urlparse(uri).path)
+
+
+def count(xml_paths):
+    """{status: n} over the XMLs, and [(status, case id, reason)] of skips and expected failures."""
+    counts, notes = dict.fromkeys(STATUSES, 0), []
+    for path in xml_paths:
+        if not os.path.exists(path):
+            continue
+        for case in ET.parse(path).getroot().iter("testcase"):
+            status = case_status(case)
+            counts[status] += 1
+            if status in ("skipped", "xfailed"):
+                reason = next((el.get("message", "") for el in case if el.tag == "skipped"), "")
+                notes.append((status, f"{case.get('classname')}.{case.get('name')}", reason))
+    return counts, notes
+
+
+def summarize(events_path):
+    rows = []
+    for label, target in read_events(events_path).items():
+        counts, notes = count(target["xmls"])
+        problems = []
+        if target["status"] not in _OK:
+            problems.append(f"status {target['status']}")
+        if not target["xmls"]:
+            problems.append("no test.xml")
+        if sum(counts[s] for s in ("passed", "failed", "errors", "xfailed")) == 0:
+            problems.append("executed no case")
+        rows.append((label, target, counts, notes, problems))
+    return rows
+
+
+def main(argv):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--events", default=os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                                                   "bazel-events.json"))
+    p.add_argument("--skipped", action="store_true")
+    args = p.parse_args(argv)
+    if not os.path.exists(args.events):
+        print(f"xml_summary: no build event file {args.events}: run the tests with ./bazelw test "
+              "(or pass bazel test --build_event_json_file=... and --events)")
+        return 1
+    rows = summarize(args.events)
+    width = max((len(label) for label, *_ in rows), default=20)
+    for label, target, counts, _, problems in rows:
+        status = target["status"] + (" (cached)" if target["cached"] else "")
+        print(f"{label:{width}} {status:16} " + " ".join(f"{counts[s]:4} {s}" for s in STATUSES)
+              + (f"   <-- {'; '.join(problems)}" if problems else ""))
+    if args.skipped:
+        for label, _, _, notes, _ in rows:
+            for status, case, reason in notes:
+                print(f"{'skipped' if status == 'skipped' else 'expected failure'}: {label}: {case}: {reason}")
+    totals = {s: sum(r[2][s] for r in rows) for s in STATUSES}
+    bad = [label for label, *_, problems in rows if problems]
+    print(f"{len(rows)} test targets in the last invocation ({os.path.basename(args.events)})")
+    print("cases: " + ", ".join(f"{totals[s]} {s if s != 'xfailed' else 'expected failures'}" for s in STATUSES))
+    if bad:
+        print(f"{len(bad)} target(s) not green: " + ", ".join(bad))
+    return 1 if bad or totals["failed"] or totals["errors"] else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

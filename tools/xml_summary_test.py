@@ -1,0 +1,86 @@
+"""tools/xml_summary.py on a hand-made build event file and XMLs (stdlib unittest: also runs
+under pytest, without Bazel)."""
+
+import contextlib
+import io
+import json
+import os
+import tempfile
+import unittest
+
+from tools import xml_summary
+
+CASES = {
+    "passed": "<testcase classname='s.A' name='t1'/>",
+    "failed": "<testcase classname='s.A' name='t2'><failure message='m'/></testcase>",
+    "errors": "<testcase classname='s.A' name='t3'><error message='m'/></testcase>",
+    "skipped": "<testcase classname='s.A' name='t4'><skipped message='needs CUDA: x'/></testcase>",
+    "xfailed": "<testcase classname='s.A' name='t5'><skipped type='pytest.xfail' message='known bug: b'/></testcase>",
+    "absl_skip": "<testcase classname='s.A' name='t6' status='notrun' result='suppressed'/>",
+}
+
+
+class XmlSummaryTest(unittest.TestCase):
+
+    def setUp(self):
+        self.tmp = tempfile.mkdtemp()
+        self.events = []
+
+    def target(self, label, status, *cases, shards=1, cached=False):
+        for shard in range(1, shards + 1):
+            path = os.path.join(self.tmp, label.replace("/", "_").replace(":", "_") + f"_{shard}.xml")
+            with open(path, "w") as f:
+                f.write("<testsuites><testsuite>" + "".join(CASES[c] for c in cases) + "</testsuite></testsuites>")
+            self.events.append({"id": {"testResult": {"label": label, "run": 1, "shard": shard, "attempt": 1}},
+                                "testResult": {"testActionOutput": [{"name": "test.xml", "uri": "file://" + path}],
+                                               "cachedLocally": cached}})
+        self.events.append({"id": {"testSummary": {"label": label}}, "testSummary": {"overallStatus": status}})
+
+    def run_summary(self, *flags):
+        path = os.path.join(self.tmp, "events.json")
+        with open(path, "w") as f:
+            f.writelines(json.dumps(e) + "\n" for e in self.events)
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            rc = xml_summary.main(["--events", path, *flags])
+        return rc, out.getvalue()
+
+    def test_counts_every_status_over_shards(self):
+        self.target("//a:t", "PASSED", "passed", "skipped", "xfailed", "absl_skip", shards=2, cached=True)
+        rc, out = self.run_summary("--skipped")
+        self.assertEqual(rc, 0, out)
+        self.assertIn("cases: 2 passed, 0 failed, 0 errors, 4 skipped, 2 expected failures", out)
+        self.assertIn("PASSED (cached)", out)
+        self.assertIn("skipped: //a:t: s.A.t4: needs CUDA: x", out)
+        self.assertIn("expected failure: //a:t: s.A.t5: known bug: b", out)
+
+    def test_failures_and_errors_fail(self):
+        self.target("//a:t", "FAILED", "passed", "failed", "errors")
+        rc, out = self.run_summary()
+        self.assertEqual(rc, 1)
+        self.assertIn("1 passed, 1 failed, 1 errors", out)
+
+    def test_a_target_that_executed_no_case_is_not_green(self):
+        self.target("//a:ok", "PASSED", "passed")
+        self.target("//a:empty", "PASSED")
+        self.target("//a:all_skipped", "PASSED", "skipped")
+        rc, out = self.run_summary()
+        self.assertEqual(rc, 1)
+        self.assertIn("2 target(s) not green: //a:all_skipped, //a:empty", out)
+
+    def test_only_the_invocations_targets_count(self):
+        stale = os.path.join(self.tmp, "stale.xml")
+        with open(stale, "w") as f:
+            f.write("<testsuites><testsuite>" + CASES["failed"] + "</testsuite></testsuites>")
+        self.target("//a:t", "PASSED", "passed")
+        rc, out = self.run_summary()
+        self.assertEqual(rc, 0, out)
+        self.assertIn("1 test targets in the last invocation", out)
+
+    def test_a_missing_event_file_fails(self):
+        rc = xml_summary.main(["--events", os.path.join(self.tmp, "none.json")])
+        self.assertEqual(rc, 1)
+
+
+if __name__ == "__main__":
+    unittest.main()
