@@ -20,13 +20,13 @@ class CrashRegressionsTest(DistributedTestCase):
 
     @known_crash(r"exitcode\s*:\s*-11|SIGSEGV",
                  "FSDP1 (use_orig_params=True) get_state_dict(full_state_dict=True, cpu_offload=True) "
-                 "segfaults rank 0 on CPU ranks")
+                 "segfaults rank 0 on CPU ranks", torch_versions="2.13")
     def test_fsdp1_full_state_dict_cpu_offload_use_orig_params(self):
         return run_repro(os.path.join(REPRO_DIR, "fsdp1_full_state_dict_cpu_offload.py"), "1")
 
     @known_crash(r"out of bounds|exitcode\s*:\s*-(6|11)",
                  "FSDP1 (use_orig_params=False) full_state_dict + cpu_offload on CPU: one rank fails "
-                 "('setStorage ... out of bounds') or crashes")
+                 "('setStorage ... out of bounds') or crashes", torch_versions="2.13")
     def test_fsdp1_full_state_dict_cpu_offload_flat_params(self):
         return run_repro(os.path.join(REPRO_DIR, "fsdp1_full_state_dict_cpu_offload.py"), "0", timeout=60)
 

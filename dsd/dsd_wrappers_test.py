@@ -20,6 +20,7 @@ from models.dummy_models import dummy_model
 from models.tied_weights import TiedEmbeddingModel
 from testing import parallelisms
 from testing.dist_test_case import DistributedTestCase
+from testing.known_failures import affects
 from testing.known_failures import known_wrong_result
 from testing.state_dict_verify import VerifyStateDictMixin
 
@@ -29,13 +30,14 @@ KINDS = {
     "full_cpu_offload": {"full_state_dict": True, "cpu_offload": True},
     "flattened_optim": {"flatten_optimizer_state_dict": True},
 }
-# Not run in-process because they crash a rank on CPU/gloo (torch 2.13); pinned as crash
-# regressions in dsd/crash_regressions_test.py instead:
-#   FSDP1 + full_state_dict + cpu_offload   rank 0 segfaults in get_state_dict
-#   FSDP1 + flatten_optimizer_state_dict    set_state_dict aborts rank 0 (gloo size mismatch)
+# Not in the matrix: FSDP1 + full_state_dict + cpu_offload segfaults rank 0 on torch 2.13
+# (crash_regressions_test) and, with use_orig_params, hands rank 0 wrong optimizer state on 2.14
+# (test_fsdp1_full_cpu_offload_optimizer_state); FSDP1 + flatten_optimizer_state_dict aborts
+# rank 0 in set_state_dict (crash_regressions_test).
+FSDP1_CPU_OFFLOAD_CRASHES = affects("2.13")
 WRAPPER_X_KIND = tuple(
     (f"{w}_{k}", w, k) for w in parallelisms.WRAPPERS for k in KINDS
-    if not (w.startswith("fsdp1") and "cpu_offload" in KINDS[k])
+    if not ("cpu_offload" in KINDS[k] and (w == "fsdp1" or w.startswith("fsdp1") and FSDP1_CPU_OFFLOAD_CRASHES))
 )
 LOADABLE_WRAPPER_X_KIND = tuple(
     (case, w, k) for case, w, k in WRAPPER_X_KIND
@@ -129,6 +131,26 @@ class DsdWrappersTest(VerifyStateDictMixin, DistributedTestCase):
         full.pop("net4.1.bias")
         result = set_model_state_dict(model, full, options=StateDictOptions(full_state_dict=True, strict=False))
         return list(result.missing_keys)
+
+    @known_wrong_result("FSDP1 (use_orig_params=True) get_state_dict(full_state_dict=True, cpu_offload=True) "
+                        "hands rank 0 optimizer state that differs from the same full state dict without "
+                        "cpu_offload: every exp_avg (it segfaults on torch 2.13, see crash_regressions_test)",
+                        wrong=["net1.0.bias.exp_avg", "net1.0.weight.exp_avg", "net2.0.bias.exp_avg",
+                               "net2.0.weight.exp_avg", "net3.bias.exp_avg", "net3.weight.exp_avg",
+                               "net4.1.bias.exp_avg", "net4.1.weight.exp_avg"],
+                        right=[], torch_versions="2.14")
+    def test_fsdp1_full_cpu_offload_optimizer_state(self):
+        if FSDP1_CPU_OFFLOAD_CRASHES:
+            self.skipTest("segfaults rank 0 on this torch: pinned by //dsd:crash_regressions_test")
+        _, _, model, optim = self._pair("fsdp1")
+        _, full = get_state_dict(model, optim, options=StateDictOptions(**KINDS["full"]))
+        _, offloaded = get_state_dict(model, optim, options=StateDictOptions(**KINDS["full_cpu_offload"]))
+        differing = [None]
+        if self.rank == 0:
+            differing = [sorted(f"{fqn}.{key}" for fqn, states in self.nonempty(full["state"], "optimizer state").items()
+                                for key, value in states.items() if not torch.equal(value, offloaded["state"][fqn][key]))]
+        torch.distributed.broadcast_object_list(differing, src=0)
+        return differing[0]
 
     def test_fsdp1_flat_params_limits(self):
         with self.assertRaisesRegex(ValueError, "uniform `requires_grad` when `use_orig_params=False`"):

@@ -164,7 +164,7 @@ class FsdpWithDeviceMeshAndDTensorTest(DistributedTestCase):
     @known_failure(AttributeError, "'NoneType' object has no attribute 'ndim'",
                    "FSDP1 sets _use_dtensor=True on the ShardedStateDictConfig instance of a "
                    "DeviceMesh model; another model without a mesh that shares the instance then "
-                   "takes the DTensor path with device_mesh=None (torch 2.13, any device)")
+                   "takes the DTensor path with device_mesh=None (any device)")
     def test_shared_state_dict_config_between_mesh_and_meshless_models(self):
         # The cause of the AttributeError seen when porting the DTensor-vs-ShardedTensor case:
         # one config object passed to both models. Fresh configs (as above) avoid it.

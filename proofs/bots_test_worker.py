@@ -105,7 +105,7 @@ def upload_tree(cas, path):
     return cas.write(re_pb2.Tree(root=root, children=children).SerializeToString())
 
 
-def execute(cas, action, work_dir):
+def execute(cas, action, work_dir, image_env):
     command = cas.read_proto(action.command_digest, re_pb2.Command())
     root = os.path.join(work_dir, "exec")
     shutil.rmtree(root, ignore_errors=True)
@@ -114,7 +114,8 @@ def execute(cas, action, work_dir):
     outputs = list(command.output_files) + list(command.output_directories)
     for out in outputs:  # REAPI: the worker creates the parents of every output path
         os.makedirs(os.path.dirname(os.path.join(cwd, out)) or cwd, exist_ok=True)
-    env = {v.name: v.value for v in command.environment_variables}
+    # What a worker image sets (Docker ENV), under the action's own variables.
+    env = dict(image_env, **{v.name: v.value for v in command.environment_variables})
     timeout = action.timeout.seconds or None
     try:
         proc = subprocess.run(list(command.arguments), cwd=cwd, env=env, capture_output=True, timeout=timeout)
@@ -143,6 +144,8 @@ def main(argv=None):
     p.add_argument("--name", required=True)
     p.add_argument("--work_dir", required=True)
     p.add_argument("--log", required=True)
+    p.add_argument("--image_env", action="append", default=[], metavar="NAME=VALUE",
+                   help="an environment variable of the worker image, seen by every action")
     args = p.parse_args(argv)
     channel = grpc.insecure_channel(args.server)
     bots = bots_pb2_grpc.BotsStub(channel)
@@ -164,7 +167,7 @@ def main(argv=None):
                         digest = re_pb2.Digest()
                         lease.payload.Unpack(digest)
                         action = cas.read_proto(digest, re_pb2.Action())
-                    command, result = execute(cas, action, args.work_dir)
+                    command, result = execute(cas, action, args.work_dir, dict(v.split("=", 1) for v in args.image_env))
                     log.write(f"EXECUTED {args.pool} {command.arguments[0]} {' '.join(command.output_files)}\n")
                     lease.result.Pack(result)
                     lease.status.code = code_pb2.OK

@@ -1,20 +1,79 @@
-"""Proof that --config=remote-cache works end to end: a real HTTP cache (nginx with WebDAV PUT)
-on 127.0.0.1, a //dsd target run by a nested Bazel from one output base, then from a second,
-clean output base (a remote cache hit), then with a changed recorded environment (a miss).
+"""Proof that cached results are shared across machines, and only where equivalent.
 
-Needs nginx and Bazel (@proof_servers, @host_bazel install or name them); fails, never skips,
-without them.
+Two checkouts of this workspace at different paths, each with its own DSD_CACHE_DIR (so its own
+Python environment directory), HOME and Bazel output root, like two developers' machines,
+share one remote cache:
+  - HTTP (nginx with WebDAV on 127.0.0.1): checkout A runs //dsd/...; checkout B then gets every
+    test from the cache, running nothing;
+  - one pin changed in B's lock (numpy): exactly the tests of that environment run again, the
+    environment-neutral ones still come from the cache;
+  - gRPC (BuildGrid's CAS and action cache), which most hosted caches speak: the same sharing.
+Both checkouts run ./bazelw, as a person would. B's environment is a hard-linked copy of A's,
+installed from the same lock at another path (what a second machine would have).
+
+Needs nginx, PostgreSQL, BuildGrid and Bazel (@proof_servers, @host_bazel); fails, never skips.
 """
 
+import hashlib
 import os
 import re
+import shutil
+import subprocess
 
 from absl.testing import absltest
 
 from proofs import servers
-from tools.testing.nested_bazel import NestedBazel
+from tools.testing import host_tools
 
-TARGET = "//dsd:fsdp_model_state_test_gpu2"
+ALL_SCENARIOS = ["//dsd/..."]
+ENV_NEUTRAL = "//tools:xml_summary_test"
+SMALL = ["//dsd:fsdp_model_state_test_gpu2", "//testing/launcher:plan_test", ENV_NEUTRAL]
+_RESULT = re.compile(r"^(//\S+)\s+(\(cached\) )?(PASSED|FAILED|SKIPPED|NO STATUS|TIMEOUT)", re.M)
+
+
+def host_env_dir(runfile):
+    """The directory of the environment a locator runfile resolves to on this host."""
+    with open(os.path.join(os.path.dirname(os.path.realpath(runfile)), "interpreter")) as f:
+        return os.path.dirname(os.path.dirname(f.read().strip()))
+
+
+class Checkout:
+    """A copy of the workspace at `path`, with its own cache dir, HOME and output root."""
+
+    def __init__(self, test, tmp, name, path):
+        self.test, self.path = test, path
+        self.cache, self.home = os.path.join(tmp, name + "-cache"), os.path.join(tmp, name + "-home")
+        shutil.copytree(servers.workspace(), path, symlinks=True,
+                        ignore=shutil.ignore_patterns("bazel-*", ".bazelrc.env", "user.bazelrc", ".git"))
+        os.makedirs(self.home)
+        self.startup = [f"--output_user_root={tmp}/{name}-bazel", "--max_idle_secs=60"]
+        self.extra_env = {}
+
+    def adopt_env(self, env_dir):
+        """Installs the environment of this lock as a hard-linked copy of `env_dir`."""
+        root = os.path.join(self.cache, "envs")
+        os.makedirs(root, exist_ok=True)
+        subprocess.run(["cp", "-al", env_dir, os.path.join(root, os.path.basename(env_dir))], check=True)
+
+    def bazel(self, *args):
+        env = {"HOME": self.home, "PATH": os.environ["PATH"], "DSD_CACHE_DIR": self.cache,
+               "BAZEL_REAL": host_tools.tool("bazel"), "DSD_HOST_TOOLS_INSTALL": "0", **self.extra_env}
+        return subprocess.run([os.path.join(self.path, "bazelw"), *self.startup, *args], cwd=self.path, env=env,
+                              capture_output=True, text=True, timeout=1800)
+
+    def test(self, cache, *targets, instance=""):
+        """{label: "PASSED" | "(cached) PASSED" | ...} and Bazel's output of one run."""
+        proc = self.bazel("test", *targets, "--config=cpu", "--keep_going", "--config=remote-cache",
+                          f"--remote_cache={cache}", f"--remote_instance_name={instance}", "--noshow_progress",
+                          "--color=no", "--curses=no", f"--build_event_json_file={self.cache}/events.json")
+        output = proc.stdout + proc.stderr
+        results = {m.group(1): (m.group(2) or "") + m.group(3) for m in _RESULT.finditer(output)}
+        print(f"{self.path}: {servers.processes_line(output)}")
+        self.test.assertTrue(results, output[-3000:])
+        return results, output
+
+    def shutdown(self):
+        self.bazel("shutdown")
 
 
 class RemoteCacheProofTest(absltest.TestCase):
@@ -22,40 +81,60 @@ class RemoteCacheProofTest(absltest.TestCase):
     def setUp(self):
         super().setUp()
         self.tmp = self.create_tempdir().full_path
-        self.cache = self.enter_context(servers.nginx_cache(os.path.join(self.tmp, "nginx")))
-        self.bazels = {}
+        self.env_dir = host_env_dir("../py_torch2_13/python3")
+        self.a = Checkout(self, self.tmp, "a", os.path.join(self.tmp, "checkout-a"))
+        self.b = Checkout(self, self.tmp, "b", os.path.join(self.tmp, "elsewhere", "checkout-b"))
+        for checkout in (self.a, self.b):
+            checkout.adopt_env(self.env_dir)
+            self.addCleanup(checkout.shutdown)
 
-    def tearDown(self):
-        for bazel in self.bazels.values():
-            bazel.shutdown()
-        super().tearDown()
+    def assert_all_from_cache(self, results, output):
+        ran = {label: r for label, r in results.items() if r not in ("(cached) PASSED", "SKIPPED")}
+        self.assertEqual(ran, {}, "ran instead of coming from the cache:\n" + output[-3000:])
+        self.assertRegex(servers.processes_line(output), r"remote cache hit")
+        self.assertNotRegex(servers.processes_line(output), r"\d+ (local|linux-sandbox|processwrapper-sandbox)")
 
-    def bazel_test(self, output_base, *extra):
-        bazel = self.bazels.setdefault(output_base, NestedBazel(
-            servers.workspace(), self.tmp, output_base=os.path.join(self.tmp, output_base)))
-        proc = bazel("test", TARGET, "--config=remote-cache", f"--remote_cache={self.cache}", "--symlink_prefix=/",
-                     "--spawn_strategy=local", *extra)
-        output = proc.stdout + proc.stderr
-        self.assertEqual(proc.returncode, 0, output[-3000:])
-        summary = servers.processes_line(output)
-        result = re.search(r"^" + re.escape(TARGET) + r"\s+(.*)$", output, re.M)
-        print(f"{output_base} {' '.join(extra)}: {summary}; result: {result.group(1) if result else '?'}")
-        return output, summary
+    def change_numpy_pin(self, checkout):
+        """numpy 2.4.6 -> 2.4.1 in torch2_13.lock, with the hash of the wheel pip would take."""
+        wheels = os.path.join(self.tmp, "wheels")
+        subprocess.run([os.path.join(self.env_dir, "bin", "python3"), "-m", "pip", "download", "-q", "--no-deps",
+                        "--only-binary=:all:", "numpy==2.4.1", "-d", wheels], check=True)
+        (wheel,) = os.listdir(wheels)
+        with open(os.path.join(wheels, wheel), "rb") as f:
+            digest = hashlib.sha256(f.read()).hexdigest()
+        lock = os.path.join(checkout.path, "third_party", "envs", "torch2_13.lock")
+        with open(lock) as f:
+            text = f.read()
+        text = re.sub(r"^numpy==2\.4\.6 \\\n(    --hash=sha256:[0-9a-f]+ \\?\n)+",
+                      f"numpy==2.4.1 \\\n    --hash=sha256:{digest}\n", text, flags=re.M)
+        self.assertIn("numpy==2.4.1", text)
+        with open(lock, "w") as f:
+            f.write(text)
+        checkout.extra_env["PIP_FIND_LINKS"] = wheels
 
-    def test_second_output_base_hits_and_a_changed_environment_misses(self):
-        _, first = self.bazel_test("base1")
-        self.assertNotIn("remote cache hit", first, "the cache starts empty")
-        self.assertTrue(os.listdir(os.path.join(self.tmp, "nginx", "cache", "ac")), "results uploaded to the cache")
+    def test_a_second_machine_gets_everything_from_an_http_cache_and_a_changed_pin_misses(self):
+        cache = self.enter_context(servers.nginx_cache(os.path.join(self.tmp, "nginx")))
+        first, output = self.a.test(cache, *ALL_SCENARIOS, *SMALL)
+        self.assertTrue(all(r in ("PASSED", "SKIPPED") for r in first.values()), output[-3000:])
+        self.assertGreaterEqual(sum(r == "PASSED" for r in first.values()), 20, first)
 
-        output, second = self.bazel_test("base2")
-        self.assertIn("remote cache hit", second, output[-2000:])
-        self.assertNotRegex(second, r"\d+ (local|linux-sandbox)", "nothing ran: the test result came from the cache")
+        second, output = self.b.test(cache, *ALL_SCENARIOS, *SMALL)
+        self.assertEqual(sorted(second), sorted(first))
+        self.assert_all_from_cache(second, output)
 
-        # A different environment fingerprint (what a reinstalled torch produces) changes
-        # @pypi//:env_info.json, an input of every test: the cached result no longer applies.
-        output, third = self.bazel_test("base2", "--repo_env=DSD_PYTHON_ENV_FINGERPRINT=torch-reinstalled")
-        self.assertRegex(third, r"\d+ local", "the test ran again: " + third)
-        self.assertIn("PASSED", output)
+        self.change_numpy_pin(self.b)
+        third, output = self.b.test(cache, *SMALL)
+        ran = sorted(label for label, r in third.items() if r == "PASSED")
+        self.assertEqual(ran, ["//dsd:fsdp_model_state_test_gpu2", "//testing/launcher:plan_test"], output[-3000:])
+        self.assertEqual(third[ENV_NEUTRAL], "(cached) PASSED", "an environment-neutral test is unaffected")
+
+    def test_a_second_machine_gets_everything_from_a_grpc_cache(self):
+        with servers.BuildGrid(pools=()) as grid:
+            first, output = self.a.test(grid.endpoint, *SMALL, instance="main")
+            self.assertTrue(all(r == "PASSED" for r in first.values()), output[-3000:])
+            second, output = self.b.test(grid.endpoint, *SMALL, instance="main")
+            self.assertEqual(sorted(second), sorted(first))
+            self.assert_all_from_cache(second, output)
 
 
 if __name__ == "__main__":

@@ -6,15 +6,21 @@ Pool=cpu and Pool=gpu2 (proofs/servers.py), then a nested Bazel with --config=rb
   - //models:models_test (the cpu platform's Pool=cpu) executes on the cpu worker,
   - //dsd:fsdp_model_state_test_gpu4 (Pool=gpu4, no such worker) fails with BuildGrid's queue
     timeout instead of running anywhere else.
+The workers' image keeps the Python environment elsewhere than the client does (DSD_ENV_ROOT in
+the image, a symlink to the same installation here): the actions still find their interpreter,
+because nothing in an action names the client's path.
 Needs PostgreSQL, BuildGrid and Bazel (@proof_servers, @host_bazel); fails, never skips,
 without them. Everything it starts is stopped at the end.
 """
 
+import os
 import re
+import tempfile
 
 from absl.testing import absltest
 
 from proofs import servers
+from proofs.remote_cache_proof_test import host_env_dir
 from tools.testing.nested_bazel import NestedBazel
 
 
@@ -23,7 +29,11 @@ class RemoteExecutionProofTest(absltest.TestCase):
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        cls.grid = servers.BuildGrid(pools=("cpu", "gpu2")).__enter__()
+        # The image's environment root: another directory, holding the client's installation.
+        env_dir = host_env_dir("../py_torch2_13/python3")
+        image_root = tempfile.mkdtemp(prefix="dsd-image-envs-")
+        os.symlink(env_dir, os.path.join(image_root, os.path.basename(env_dir)))
+        cls.grid = servers.BuildGrid(pools=("cpu", "gpu2"), worker_env={"DSD_ENV_ROOT": image_root}).__enter__()
         cls.bazel = NestedBazel(servers.workspace(), cls.grid.tmp, output_base=cls.grid.tmp + "/ob")
 
     @classmethod

@@ -97,7 +97,7 @@ class BuildGrid:
     """PostgreSQL + a BuildGrid server (CAS, action cache, execution) + Bots-API workers per pool.
 
     Workers are test doubles (proofs/bots_test_worker.py, no off-the-shelf worker installs
-    here); `worker_env` is what a worker image sets for the actions it runs.
+    here); `worker_env` is what a worker image sets (Docker ENV) for the actions it runs.
     """
 
     def __init__(self, pools=("cpu", "gpu2"), queue_timeout=8, worker_env=None):
@@ -163,10 +163,10 @@ class BuildGrid:
 
     def _start_worker(self, pool):
         log = os.path.join(self.tmp, f"worker-{pool}.log")
-        env = dict(os.environ, **self.worker_env)
         self._spawn([self.python, os.path.join(HERE, "bots_test_worker.py"), f"--server=127.0.0.1:{self.port}",
                      "--instance=main", f"--pool={pool}", f"--name={pool}-worker",
-                     f"--work_dir={os.path.join(self.tmp, 'work-' + pool)}", f"--log={log}"], f"worker-{pool}.out", env=env)
+                     f"--work_dir={os.path.join(self.tmp, 'work-' + pool)}", f"--log={log}"]
+                    + [f"--image_env={k}={v}" for k, v in self.worker_env.items()], f"worker-{pool}.out")
         deadline = time.monotonic() + 30
         while "READY" not in _read(log):
             if time.monotonic() > deadline:

@@ -1,14 +1,15 @@
-"""Module extension (Bazel 6+, MODULE.bazel) creating the same @pypi as WORKSPACE does."""
+"""Module extensions (Bazel 6+ with bzlmod, MODULE.bazel): the same repositories WORKSPACE
+declares, from the same functions."""
 
 load(":host_tools.bzl", "host_tools_repositories")
-load(":python_env.bzl", "python_env")
+load("//third_party/envs:envs.bzl", "python_env_repositories")
 
-def _python_env_ext_impl(mctx):
-    python_env(name = "pypi")
+def _python_envs_impl(mctx):
+    python_env_repositories()
 
-python_env_ext = module_extension(implementation = _python_env_ext_impl)
-
-def _host_tools_ext_impl(mctx):
+def _host_tools_impl(mctx):
     host_tools_repositories()
 
-host_tools_ext = module_extension(implementation = _host_tools_ext_impl)
+python_envs = module_extension(implementation = _python_envs_impl)
+
+host_tools = module_extension(implementation = _host_tools_impl)

@@ -42,5 +42,5 @@ def host_tools_repositories():
         name = "proof_servers",
         tools = ["nginx", "postgresql", "buildgrid"],
         install = True,
-        buildgrid_requirements = "//third_party:requirements-remote-proof.txt",
+        buildgrid_requirements = Label("//third_party:requirements-remote-proof.txt"),
     )

@@ -9,9 +9,12 @@ Hash-based, like bazel-diff and target-determinator: for base and head, `bazel q
 target without a dependency walk (works offline); each target gets a transitive hash from
 its rule's $internal_attr_hash (attributes, macro expansion included, and rule definition),
 its in-repo inputs' hashes, and source file contents plus executable bit (a marker for a
-missing file). Affected = test targets that are new or whose hash changed. Changes to global
-inputs (WORKSPACE, MODULE.bazel, .bazelrc*, .bazelversion, bazelw, third_party/ pins and
-repository rules, any .bzl not loaded by a BUILD file) or a failed query select every test.
+missing file). Affected = test targets that are new or whose hash changed. An environment's
+lock (third_party/envs/<env>.lock) is a data dependency of that environment's targets only,
+through select(), so changing it selects those targets and the cross-version ones that involve
+it. Changes to global inputs (WORKSPACE, MODULE.bazel, .bazelrc*, .bazelversion, bazelw, the
+repository rules and what they run, any .bzl not loaded by a BUILD file) or a failed query
+select every test.
 The base tree is checked out with `git worktree` under the cache dir; the user's tree is
 never touched. Only *_test rules are printed, never test_suites or `manual` targets.
 """
@@ -30,9 +33,13 @@ import time
 # Files whose change can affect any target (relative to the workspace root).
 GLOBAL_PATTERNS = (
     "WORKSPACE", "WORKSPACE.bazel", "WORKSPACE.bzlmod", "MODULE.bazel", "MODULE.bazel.lock",
-    ".bazelrc", ".bazelrc.*", "*.bazelrc", ".bazelversion", "bazelw",
-    "third_party/requirements*.txt", "third_party/*.bzl", "third_party/probe_env.py",
-    "third_party/remote_coverage_tools/*", "platforms/*",
+    ".bazelrc", ".bazelrc.*", "*.bazelrc", ".bazelversion", "bazelw", "tools/bazel",
+    # Repository rules and what they run: they make the environments and host tools.
+    "third_party/*.bzl", "third_party/envs/envs.bzl", "third_party/envs/install.py",
+    "third_party/host_tools.py", "third_party/requirements-remote-proof.txt",
+    "third_party/remote_coverage_tools/*",
+    # The toolchain's interpreter runs every Python test.
+    "third_party/base_python.sh",
 )
 _RULE, _SOURCE, _GENERATED = 1, 2, 3
 

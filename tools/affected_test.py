@@ -34,9 +34,23 @@ FILES = {
     "a/a_test.sh": "exit 0\n",
     "a/data.txt": "one\n",
     "b/BUILD": 'sh_test(name = "b_test", srcs = ["b_test.sh"])\ntest_suite(name = "suite")\n',
+    # Two environments, each a lock that only its own targets depend on, through select() as
+    # testing/defs.bzl does (the second environment is optional: behind a flag).
+    "envs/BUILD": (
+        'exports_files(["one.lock", "two.lock"])\n'
+        'config_setting(name = "two_enabled", values = {"define": "two=1"})\n'
+        'sh_test(name = "one_test", srcs = ["t.sh"], data = ["one.lock"])\n'
+        'sh_test(name = "two_test", srcs = ["t.sh"], data = select({":two_enabled": ["two.lock"], '
+        '"//conditions:default": []}))\n'
+        'sh_test(name = "cross_test", srcs = ["t.sh"], data = ["one.lock"] + select({":two_enabled": ["two.lock"], '
+        '"//conditions:default": []}))\n'
+    ),
+    "envs/one.lock": "numpy==2.4.6\n",
+    "envs/two.lock": "numpy==2.4.6\n",
+    "envs/t.sh": "exit 0\n",
     "b/b_test.sh": "exit 0\n",
 }
-ALL = ["//a:a_test", "//b:b_test"]
+ALL = ["//a:a_test", "//b:b_test", "//envs:cross_test", "//envs:one_test", "//envs:two_test"]
 
 
 class AffectedTest(absltest.TestCase):
@@ -56,7 +70,7 @@ class AffectedTest(absltest.TestCase):
         shutil.rmtree(cls.repo, ignore_errors=True)
         for path, content in FILES.items():
             cls.write(path, content)
-        for sh in ("a/a_test.sh", "b/b_test.sh", "lib/lib.sh"):
+        for sh in ("a/a_test.sh", "b/b_test.sh", "lib/lib.sh", "envs/t.sh"):
             os.chmod(os.path.join(cls.repo, sh), 0o755)
         cls.git("init", "-q", "-b", "main")
         cls.git("add", "-A")
@@ -139,6 +153,10 @@ class AffectedTest(absltest.TestCase):
         os.remove(os.path.join(self.repo, "b/BUILD"))
         self.assertSelects([])
 
+    def test_an_environments_lock_selects_its_targets_and_the_cross_ones(self):
+        self.write("envs/two.lock", "numpy==2.4.1\n")
+        self.assertSelects(["//envs:cross_test", "//envs:two_test"])
+
     def test_workspace_edit_selects_everything(self):
         self.write("WORKSPACE", FILES["WORKSPACE"] + "# edited\n")
         self.assertSelects(ALL, everything=True)
@@ -154,7 +172,7 @@ class AffectedTest(absltest.TestCase):
     def test_tag_filters(self):
         self.write("WORKSPACE", FILES["WORKSPACE"] + "# edited\n")
         self.assertSelects(["//a:a_test"], everything=True, tag_filters="gpu2")
-        self.assertSelects(["//b:b_test"], everything=True, tag_filters="-gpu2")
+        self.assertSelects([t for t in ALL if t != "//a:a_test"], everything=True, tag_filters="-gpu2")
 
     def test_committed_head(self):
         self.write("b/b_test.sh", "exit 0 # committed\n")

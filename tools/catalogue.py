@@ -24,7 +24,7 @@ MARKS = {  # the marks of testing/known_failures.py and their parameters, in ord
     "known_wrong_result": ("why", "wrong", "right", "torch_versions"),
     "known_crash": ("signature", "why", "torch_versions"),
 }
-SECTIONS = {"scenario-table": "scenario_table", "known-bugs": "known_bugs_table"}
+GOLDEN_MANIFEST = os.path.join(ROOT, "dsd", "testdata", "golden", "manifest.json")
 
 
 def bazel():
@@ -32,17 +32,27 @@ def bazel():
 
 
 def query_targets(pattern="//dsd/..."):
-    """{(package, base name, module): [variant suffix]} of the distributed targets under `pattern`."""
+    """{(package, base name, module): [variant suffix]} of the distributed targets under `pattern`
+    (the dist_py_test calls, read from the generated test_suites and their variants' args)."""
     out = subprocess.run([bazel(), "query", f"attr(args, '--test_module=', tests({pattern}))", "--output=xml"],
                          cwd=ROOT, check=True, capture_output=True).stdout
     rows = {}
     for rule in ET.fromstring(out).iter("rule"):
         args = [v.get("value") for el in rule if el.tag == "list" and el.get("name") == "args" for v in el]
-        module = next(a.split("=", 1)[1] for a in args if a.startswith("--test_module="))
+        module = next(a.split("=", 1)[1] for a in args if "--test_module=" in a)
         package, _, name = rule.get("name").lstrip("/").partition(":")
-        base, _, variant = name.rpartition("_gpu")
-        rows.setdefault((package, base, module), []).append("gpu" + variant)
+        base = module.rpartition(".")[2]
+        rows.setdefault((package, base, module), []).append(name[len(base) + 1:])
     return rows
+
+
+def environments():
+    """[name] of the environments, the default first (third_party/envs/envs.bzl)."""
+    with open(os.path.join(ROOT, "third_party", "envs", "envs.bzl")) as f:
+        text = f.read()
+    default = re.search(r'^DEFAULT = "(\w+)"', text, re.M).group(1)
+    names = re.findall(r'^    "(\w+)": struct\(', text, re.M)
+    return [default] + [n for n in names if n != default]
 
 
 def count_cases(modules):
@@ -72,12 +82,63 @@ def _variant_key(variant):
 
 
 def scenario_table(targets, cases):
+    """One row per scenario module: its variants of the default environment (each has one per
+    other environment too, suffixed _<env>), or its cross-version variants."""
+    envs = environments()
     lines = ["| target (`//dsd:`) | scenarios | variants (ranks) | cases |", "| --- | --- | --- | --- |"]
     for (package, base, module), variants in sorted(targets.items()):
         if package != "dsd":
             continue
-        names = ", ".join(f"`_{v}`" for v in sorted(variants, key=_variant_key))
+        own = [v for v in variants if not any(v.endswith("_" + e) for e in envs[1:])] or variants
+        names = ", ".join(f"`_{v}`" for v in sorted(own, key=_variant_key))
         lines.append(f"| `{base}` | {summary(module)} | {names} | {cases[module]} |")
+    return "\n".join(lines)
+
+
+def compat_matrix(targets, cases):
+    """Saved with (rows) x loaded with (columns): what the suite checks and what it expects."""
+    envs = [e for e in environments() if os.path.exists(os.path.join(ROOT, "third_party", "envs", e + ".lock"))]
+    with open(GOLDEN_MANIFEST) as f:
+        goldens = json.load(f)["goldens"]
+    cross = {}
+    for (package, base, module), variants in targets.items():
+        for v in variants:
+            m = re.fullmatch(r"(\w+?)_gpu(\d+)_to_(\w+?)_gpu(\d+)", v)
+            if m:
+                cross.setdefault((m.group(1), m.group(3)), []).append((base, module, f"{m.group(2)}→{m.group(4)} ranks"))
+    torch_of = {}
+    for env in envs:
+        with open(os.path.join(ROOT, "third_party", "envs", env + ".lock")) as f:
+            torch_of[env] = re.search(r"^torch==(\S+)", f.read(), re.M).group(1)
+
+    def known(modules, loaded):
+        """Symptoms of marks in `modules` that apply to the loading environment's torch."""
+        found = []
+        for module in modules:
+            for cls, method, mark, p in marks(os.path.join(ROOT, *module.split(".")) + ".py"):
+                versions = p.get("torch_versions")
+                versions = (versions,) if isinstance(versions, str) else versions
+                if versions is None or any(torch_of[loaded].startswith(v) for v in versions):
+                    found.append(f"`{cls}.{method}` ({symptom(mark, p)})")
+        return found
+
+    header = "| saved with ↓ loaded with → | " + " | ".join(f"`{e}`" for e in envs) + " |"
+    lines = [header, "| --- |" + " --- |" * len(envs)]
+    for saved in envs:
+        row = [f"`{saved}`"]
+        for loaded in envs:
+            checks = []
+            if saved == loaded:
+                checks.append("the whole catalogue")
+            modules = {"dsd.golden_corpus_test"}
+            for base, module, sizes in sorted(cross.get((saved, loaded), [])):
+                checks.append(f"`{base}` {sizes}: {cases[module]} cases")
+                modules.add(module)
+            n = sum(1 for g in goldens if g.startswith(saved + "_"))
+            checks.append(f"{n} goldens")
+            failures = known(sorted(modules), loaded) if saved != loaded else []
+            row.append("; ".join(checks) + (" — known failures: " + ", ".join(failures) if failures else " — pass"))
+        lines.append("| " + " | ".join(row) + " |")
     return "\n".join(lines)
 
 
@@ -129,7 +190,8 @@ def generate():
     targets = query_targets()
     cases = count_cases(sorted({m for (_, _, m) in targets}))
     empty = sorted(m for m, n in cases.items() if n == 0)
-    return {"scenario-table": scenario_table(targets, cases), "known-bugs": known_bugs_table(targets)}, empty
+    return {"scenario-table": scenario_table(targets, cases), "known-bugs": known_bugs_table(targets),
+            "compat-matrix": compat_matrix(targets, cases)}, empty
 
 
 def _section(text, name):

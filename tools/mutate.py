@@ -35,7 +35,7 @@ def catalog():
 
 def run_suite(targets, tag_filters, events, mutation=None):
     """(seconds, {label: status}) of one `bazel test` run."""
-    cmd = [os.path.join(ROOT, "bazelw"), "test", *targets, "--config=cpu", "--keep_going",
+    cmd = [os.path.join(ROOT, "bazelw"), "test", *targets, "--config=cpu", "--keep_going", "--test_runner_fail_fast",
            f"--test_tag_filters={tag_filters}", f"--build_event_json_file={events}", "--test_output=summary"]
     if mutation:
         cmd += ["--nocache_test_results", f"--test_env=DSD_MUTATION={mutation}",

@@ -20,6 +20,7 @@ import dataclasses
 import importlib
 import os
 import signal
+import subprocess
 import sys
 import tempfile
 import time
@@ -33,17 +34,35 @@ from testing.launcher.protocol import Status
 from testing.launcher.protocol import counts
 from testing.launcher.protocol import merge_phases
 from testing.launcher.protocol import write_junit
+from third_party.envs import probe
 
 _MARK = {Status.PASSED: "  OK  ", Status.FAILED: " FAIL ", Status.ERROR: "ERROR ", Status.SKIPPED: " SKIP ",
          Status.XFAILED: "XFAIL "}
 
 
-def world_sizes(phases, world_size):
-    """The world size of each phase: [2] for a plain target, [4, 2] for --phases=4,2."""
-    sizes = [int(p) for p in phases.split(",") if p.strip()] if phases else [world_size]
-    if not sizes or any(ws < 1 for ws in sizes):
-        raise argparse.ArgumentTypeError(f"world sizes must be >= 1, got {sizes}")
-    return sizes
+def phases_of(phases, world_size):
+    """[(world size, environment or None)] of each phase: --phases=4,2 or 2@torch2_13,2@torch2_14;
+    without --phases one phase at --world_size in this interpreter's environment."""
+    items = [p.strip() for p in phases.split(",") if p.strip()] if phases else [str(world_size)]
+    out = []
+    for item in items:
+        ws, _, env = item.partition("@")
+        if not ws.isdigit() or int(ws) < 1:
+            raise argparse.ArgumentTypeError(f"a phase is <world size>[@<environment>] with a world size >= 1, got {item!r}")
+        out.append((int(ws), env or None))
+    return out
+
+
+def environments(values):
+    """{name: (interpreter, env_info.json)} from --env NAME=PYTHON:ENV_INFO flags."""
+    envs = {}
+    for value in values:
+        name, _, paths = value.partition("=")
+        python, _, info = paths.partition(":")
+        if not (name and python and info):
+            raise argparse.ArgumentTypeError(f"--env takes NAME=PYTHON:ENV_INFO, got {value!r}")
+        envs[name] = (python, info)
+    return envs
 
 
 def parse_args(argv):
@@ -52,7 +71,10 @@ def parse_args(argv):
     p.add_argument("--test_module", required=True, help="module holding the cases, e.g. dsd.fsdp_optim_state_test")
     p.add_argument("--world_size", type=int, default=2, help="number of ranks")
     p.add_argument("--phases", default="", help="world sizes of consecutive launches on one TEST_TMPDIR, "
-                   "e.g. 4,2 saves at 4 ranks and loads at 2 (cases read self.phase)")
+                   "each optionally in a Python environment: 4,2 saves at 4 ranks and loads at 2; "
+                   "2@torch2_13,2@torch2_14 saves with one torch and loads with another (cases read self.phase)")
+    p.add_argument("--env", action="append", default=[], metavar="NAME=PYTHON:ENV_INFO",
+                   help="interpreter and recorded description of an environment named in --phases")
     p.add_argument("--device", default=env.get("DSD_DEVICE") or "auto", choices=gpu_slots.DEVICES,
                    help="where ranks run; default $DSD_DEVICE (set by --config=cpu|gpu), else auto")
     p.add_argument("--test_filter", default=env.get("TESTBRIDGE_TEST_ONLY", ""),
@@ -73,10 +95,25 @@ def parse_args(argv):
     p.add_argument("--list", action="store_true", help="print this shard's case ids and exit")
     args = p.parse_args(argv)
     try:
-        args.world_sizes = world_sizes(args.phases, args.world_size)
-    except (ValueError, argparse.ArgumentTypeError) as e:
+        args.phase_list = phases_of(args.phases, args.world_size)
+        args.envs = environments(args.env)
+    except argparse.ArgumentTypeError as e:
         p.error(str(e))
+    unknown = sorted({env for _, env in args.phase_list if env and env not in args.envs})
+    if unknown:
+        p.error(f"--phases names environment(s) {unknown} without --env")
+    args.world_sizes = [ws for ws, _ in args.phase_list]
     return args
+
+
+def check_environment(name, python, info):
+    """A launcher.environment Result if the environment is not what its env_info.json records."""
+    proc = subprocess.run([python, probe.__file__, "--check", info], capture_output=True, text=True)
+    if proc.returncode == 0:
+        return None
+    why = (proc.stdout.strip() or proc.stderr.strip() or f"exit code {proc.returncode}").splitlines()[-1]
+    return Result("launcher.environment", Status.ERROR, f"environment {name}: {why}", proc.stdout + proc.stderr,
+                  kind=LAUNCHER)
 
 
 class Report:
@@ -157,7 +194,8 @@ def main(argv=None):
     deadline = ((time.time() + bazel_timeout - 20, f"Bazel's TEST_TIMEOUT of {bazel_timeout:.0f}s minus 20s")
                 if bazel_timeout > 40 else (time.time() + args.timeout, f"--timeout={args.timeout:.0f}"))
     properties = {"test_module": args.test_module,
-                  "world_sizes": " -> ".join(map(str, sizes)), "shard": f"{shard_index + 1}/{total_shards}"}
+                  "world_sizes": " -> ".join(map(str, sizes)), "shard": f"{shard_index + 1}/{total_shards}",
+                  "environments": " -> ".join(env or "(this interpreter)" for _, env in args.phase_list)}
     try:
         gpus = gpu_slots.visible_gpus()
         device, why = gpu_slots.choose_device(args.device, max(sizes), gpus, gpu_slots.torch_has_cuda())
@@ -185,14 +223,19 @@ def main(argv=None):
             slots = gpu_slots.GpuSlots(gpus, max(sizes), args.gpu_lock_dir, wait).__enter__()
             extra_env["CUDA_VISIBLE_DEVICES"] = ",".join(slots.acquired)
             report.log(f"GPU slots: {slots.acquired} (locked in {args.gpu_lock_dir})")
-        for index, ws in enumerate(sizes):
+        for index, (ws, env) in enumerate(args.phase_list):
             if len(sizes) > 1:
-                report.log(f"-- phase {index}: world size {ws}")
+                report.log(f"-- phase {index}: world size {ws}" + (f", environment {env}" if env else ""))
+            python = args.envs[env][0] if env else sys.executable
+            bad_env = check_environment(env, python, args.envs[env][1]) if env else None
             spec = launch_lib.spec_for(args, device, os.path.join(base_tmp, "scratch"), index, sizes,
                                        shard_index, total_shards)
             phase = launch_lib.Phase(spec, ws, os.path.join(output_dir, f"phase{index}") if len(sizes) > 1
-                                     else output_dir, sys.executable, limits, deadline, extra_env, report.log)
+                                     else output_dir, python, limits, deadline, extra_env, report.log)
             phases.append(phase)
+            if bad_env:
+                phase.add(bad_env)
+                break
             phase.run()
     except gpu_slots.DeviceError as e:
         return report.finish([Result("launcher.device", Status.ERROR, str(e), kind=LAUNCHER)], properties)

@@ -21,6 +21,7 @@ from absl.testing import parameterized
 
 from testing.launcher import processes
 from testing.launcher.protocol import Status
+from third_party.envs import probe
 
 TESTDATA = "testing.launcher.testdata."
 SAMPLE_CASES = [
@@ -234,6 +235,23 @@ class VerdictRulesTest(absltest.TestCase):
         self.assertIn("pins errors raised by torch", message)
         self.assertIn("2 expected failures (known torch bugs)", run.output)
         self.assertEqual(run.suite().get("skipped"), "2", "expected failures are <skipped type=pytest.xfail>")
+
+
+class EnvironmentCheckTest(absltest.TestCase):
+
+    def test_an_environment_that_is_not_what_its_key_says_fails(self):
+        info = self.create_tempfile(content=json.dumps(dict(probe.describe(), python="2.7"))).full_path
+        run = Run(self, "sample_cases", flags=["--phases=2@x", f"--env=x={sys.executable}:{info}"]).run()
+        self.assertEqual(run.returncode, 1, run.output)
+        status, message, _ = run.results()["launcher.environment"]
+        self.assertEqual(status, Status.ERROR)
+        self.assertIn("python: recorded '2.7', found '3.11'", message)
+        self.assertIn("run ./bazelw env", message)
+
+    def test_the_recorded_environment_runs(self):
+        info = self.create_tempfile(content=json.dumps(probe.describe())).full_path
+        run = Run(self, "sample_cases", flags=["--phases=2@x", f"--env=x={sys.executable}:{info}"]).run()
+        self.assertEqual(run.returncode, 0, run.output)
 
 
 class BazelProtocolTest(absltest.TestCase):

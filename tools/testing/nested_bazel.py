@@ -1,9 +1,20 @@
 """A nested Bazel for tests: the binary ./bazelw found (@host_bazel), on an output root of the
 test's own, never shipped to a remote worker (its targets are tagged no-remote)."""
 
+import os
 import subprocess
 
 from tools.testing import host_tools
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.realpath(__file__))))
+
+
+def host_bazelrc(repository=None):
+    """This machine's settings (./bazelw's .bazelrc.env: offline overrides, environment root, GPU
+    count) for a scratch workspace; `repository` names this one as the scratch workspace does."""
+    with open(os.path.join(ROOT, ".bazelrc.env")) as f:
+        text = f.read()
+    return text.replace("--//", f"--@{repository}//") if repository else text
 
 
 class NestedBazel:

@@ -1,0 +1,74 @@
+"""The project's Python environments: one Bazel repository each (@py_<name>, python_env.bzl),
+one test variant each (testing/defs.bzl), selected with --config=all-envs / --config=local-torch.
+
+DEFAULT runs everywhere and needs no flag; the others are enabled by their bool flag
+(//third_party/envs:<name>, see BUILD.bazel), so `./bazelw test //dsd/...` stays fast and never
+installs them unasked.
+"""
+
+load("//testing:flags.bzl", "bool_flag")
+load("//third_party:python_env.bzl", _python_env = "python_env")
+
+DEFAULT = "torch2_13"
+
+ENVIRONMENTS = {
+    # name: pinned by a lock, or an existing interpreter named by an environment variable;
+    #       cuda: whether its torch build can use GPUs (a CPU build's targets always use CPU ranks).
+    "torch2_13": struct(lock = "torch2_13.lock", interpreter_env = None, cuda = False),
+    "torch2_14": struct(lock = "torch2_14.lock", interpreter_env = None, cuda = True),
+    # Your own torch (a nightly, a source build, a conda env): DSD_LOCAL_PYTHON=/path/to/python.
+    "local": struct(lock = None, interpreter_env = "DSD_LOCAL_PYTHON", cuda = True),
+}
+
+PINNED = [name for name, env in ENVIRONMENTS.items() if env.lock]
+
+def repository(env):
+    return "py_" + env
+
+def env_files(env):
+    """What a test of `env` runs with: its locator, its description and (pinned) its lock."""
+    files = [python(env), env_info(env)]
+    if ENVIRONMENTS[env].lock:
+        files.append(Label("//third_party/envs:%s" % ENVIRONMENTS[env].lock))
+    return files
+
+def python(env):
+    return Label("@%s//:python3" % repository(env))
+
+def env_info(env):
+    return Label("@%s//:env_info.json" % repository(env))
+
+def enabled_setting(envs):
+    """The config_setting under which all of `envs` are enabled (None: always)."""
+    extra = sorted([e for e in envs if e != DEFAULT])
+    if not extra:
+        return None
+    return Label("//third_party/envs:%s_enabled" % "_and_".join(extra))
+
+def python_env_repositories():
+    """Declares @py_<name> for every environment (WORKSPACE and the module extension call it)."""
+    for name, env in ENVIRONMENTS.items():
+        _python_env(
+            name = repository(name),
+            env = name,
+            lock = Label("//third_party/envs:" + env.lock) if env.lock else None,
+            interpreter_env = env.interpreter_env or "",
+        )
+
+def environment_settings():
+    """One flag per optional environment (--//third_party/envs:torch2_14), the config_settings
+    testing/defs.bzl selects on, and the constraint that makes a disabled environment's
+    targets incompatible; see third_party/envs/BUILD.bazel."""
+    optional = sorted([name for name in ENVIRONMENTS if name != DEFAULT])
+    for name in optional:
+        bool_flag(name = name, build_setting_default = False)
+        native.config_setting(name = name + "_enabled", flag_values = {":" + name: "True"})
+    for a in optional:
+        for b in optional:
+            if a < b:
+                native.config_setting(
+                    name = "%s_and_%s_enabled" % (a, b),
+                    flag_values = {":" + a: "True", ":" + b: "True"},
+                )
+    native.constraint_setting(name = "environment")
+    native.constraint_value(name = "disabled", constraint_setting = ":environment")
