@@ -40,8 +40,8 @@ def host_env_dir(runfile):
 class Checkout:
     """A copy of the workspace at `path`, with its own cache dir, HOME and output root."""
 
-    def __init__(self, test, tmp, name, path):
-        self.test, self.path = test, path
+    def __init__(self, case, tmp, name, path):
+        self.case, self.path = case, path
         self.cache, self.home = os.path.join(tmp, name + "-cache"), os.path.join(tmp, name + "-home")
         shutil.copytree(servers.workspace(), path, symlinks=True,
                         ignore=shutil.ignore_patterns("bazel-*", ".bazelrc.env", "user.bazelrc", ".git"))
@@ -69,7 +69,7 @@ class Checkout:
         output = proc.stdout + proc.stderr
         results = {m.group(1): (m.group(2) or "") + m.group(3) for m in _RESULT.finditer(output)}
         print(f"{self.path}: {servers.processes_line(output)}")
-        self.test.assertTrue(results, output[-3000:])
+        self.case.assertTrue(results, output[-3000:])
         return results, output
 
     def shutdown(self):
