@@ -1,7 +1,8 @@
-"""Generates the README's catalogue: the scenario table (targets, variants, cases) and the
-known-bugs table (every known-failure mark in the scenario modules).
+"""Generates the README's catalogue: the scenario table (targets, variants, cases), the
+known-bugs table (every known-failure mark in the scenario modules), the compatibility matrix
+and the upstream coverage table (tools/upstream_coverage.py, checked against the modules).
 
-    python3 tools/catalogue.py            print both tables
+    python3 tools/catalogue.py            print the tables
     python3 tools/catalogue.py --write    rewrite them in README.md (between their markers)
     python3 tools/catalogue.py --check    exit 1 if README.md is stale or a target has no case
 
@@ -19,6 +20,7 @@ import sys
 import xml.etree.ElementTree as ET
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
 MARKS = {  # the marks of testing/known_failures.py and their parameters, in order
     "known_failure": ("exc_type", "symptom", "why", "torch_versions"),
     "known_wrong_result": ("why", "wrong", "right", "torch_versions"),
@@ -186,12 +188,60 @@ def known_bugs_table(targets):
     return "\n".join(lines)
 
 
+def _test_methods(path):
+    """{"Class.test_name"} defined in the module at `path`."""
+    with open(path) as f:
+        tree = ast.parse(f.read())
+    return {f"{c.name}.{m.name}" for c in tree.body if isinstance(c, ast.ClassDef)
+            for m in c.body if isinstance(m, ast.FunctionDef) and m.name.startswith("test")}
+
+
+def coverage_problems(targets):
+    """Why tools/upstream_coverage.py disagrees with the scenarios (empty when it agrees)."""
+    from tools.upstream_coverage import COVERAGE
+    modules = {base: module for (package, base, module) in targets if package == "dsd"}
+    problems = []
+    for upstream, (status, refs, note) in sorted(COVERAGE.items()):
+        if status in ("covered", "partly") and not refs:
+            problems.append(f"{upstream}: {status} names no scenario")
+        if status != "covered" and not note:
+            problems.append(f"{upstream}: {status} needs a reason")
+        for ref in refs:
+            base, _, method = ref.partition(".")
+            if base not in modules:
+                problems.append(f"{upstream}: no scenario module {base} in //dsd")
+                continue
+            path = os.path.join(ROOT, *modules[base].split(".")) + ".py"
+            defined = _test_methods(path)
+            if method and method not in defined and not any(d.startswith(method + ".") for d in defined):
+                problems.append(f"{upstream}: {base} has no {method}")
+    return problems
+
+
+def coverage_table():
+    """Upstream DCP test file -> status and the scenarios that cover it."""
+    from tools.upstream_coverage import COVERAGE
+    counts = {}
+    for status, _, _ in COVERAGE.values():
+        counts[status] = counts.get(status, 0) + 1
+    applicable = len(COVERAGE) - counts.get("not applicable", 0)
+    lines = [f"{len(COVERAGE)} upstream files; of the {applicable} that apply on CPU ranks: "
+             f"{counts.get('covered', 0)} covered, {counts.get('partly', 0)} partly, "
+             f"{counts.get('not covered', 0)} not covered.", "",
+             "| upstream file | status | scenarios (`//dsd:`) | not covered / why |", "| --- | --- | --- | --- |"]
+    for upstream, (status, refs, note) in sorted(COVERAGE.items()):
+        names = ", ".join(f"`{r}`" for r in refs)
+        lines.append(f"| `{upstream}` | {status} | {names} | {note} |")
+    return "\n".join(lines)
+
+
 def generate():
     targets = query_targets()
     cases = count_cases(sorted({m for (_, _, m) in targets}))
     empty = sorted(m for m, n in cases.items() if n == 0)
+    problems = [f"scenario module {m} defines no test case" for m in empty] + coverage_problems(targets)
     return {"scenario-table": scenario_table(targets, cases), "known-bugs": known_bugs_table(targets),
-            "compat-matrix": compat_matrix(targets, cases)}, empty
+            "compat-matrix": compat_matrix(targets, cases), "upstream-coverage": coverage_table()}, problems
 
 
 def _section(text, name):
@@ -202,9 +252,9 @@ def _section(text, name):
 def main(argv):
     if argv[:1] == ["--count-cases"]:
         return _count_cases_here(argv[1:])
-    tables, empty = generate()
-    if empty:
-        print(f"these scenario modules define no test case: {', '.join(empty)}")
+    tables, problems = generate()
+    if problems:
+        print("\n".join(problems))
         return 1
     if not {"--check", "--write"} & set(argv):
         print("\n\n".join(tables.values()))
