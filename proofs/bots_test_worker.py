@@ -168,7 +168,9 @@ def main(argv=None):
                         lease.payload.Unpack(digest)
                         action = cas.read_proto(digest, re_pb2.Action())
                     command, result = execute(cas, action, args.work_dir, dict(v.split("=", 1) for v in args.image_env))
-                    log.write(f"EXECUTED {args.pool} {command.arguments[0]} {' '.join(command.output_files)}\n")
+                    props = ",".join(f"{p.name}={p.value}" for p in action.platform.properties or command.platform.properties)
+                    log.write(f"EXECUTED {args.pool} {command.arguments[0]} {' '.join(command.output_files)} "
+                              f"platform:{props}\n")
                     lease.result.Pack(result)
                     lease.status.code = code_pb2.OK
                     lease.state = bots_pb2.LeaseState.COMPLETED

@@ -4,6 +4,8 @@ A private PostgreSQL cluster, a BuildGrid REAPI server and two test-double worke
 Pool=cpu and Pool=gpu2 (proofs/servers.py), then a nested Bazel with --config=rbe:
   - //dsd:fsdp_model_state_test_gpu2 (Pool=gpu2) executes on the gpu2 worker,
   - //models:models_test (the cpu platform's Pool=cpu) executes on the cpu worker,
+  - the gpu2 action carries the executor hints of platforms/pools.bzl (nvidia runtime, /dev/shm
+    size, sizing), and under --config=rbe-cpu the same distributed test goes to the cpu pool,
   - //dsd:fsdp_model_state_test_gpu4 (Pool=gpu4, no such worker) fails with BuildGrid's queue
     timeout instead of running anywhere else.
 The workers' image keeps the Python environment elsewhere than the client does (DSD_ENV_ROOT in
@@ -44,8 +46,8 @@ class RemoteExecutionProofTest(absltest.TestCase):
             cls.grid.__exit__(None, None, None)
         super().tearDownClass()
 
-    def bazel_test(self, *targets):
-        proc = self.bazel("test", *targets, "--config=rbe", f"--remote_executor={self.grid.endpoint}",
+    def bazel_test(self, *targets, config="rbe"):
+        proc = self.bazel("test", *targets, f"--config={config}", f"--remote_executor={self.grid.endpoint}",
                           "--remote_instance_name=main", "--remote_retries=0", "--nocache_test_results",
                           "--symlink_prefix=/", "--verbose_failures")
         return proc.returncode, proc.stdout + proc.stderr
@@ -60,6 +62,18 @@ class RemoteExecutionProofTest(absltest.TestCase):
         self.assertNotIn("fsdp_model_state_test_gpu2", cpu)
         self.assertIn("testlogs/models/models_test/", cpu)
         self.assertNotIn("models_test", gpu2)
+        (line,) = [l for l in self.grid.executed("gpu2") if "fsdp_model_state_test_gpu2/" in l]
+        for hint in ("Pool=gpu2", "dockerRuntime=nvidia", "dockerShmSize=8g", "EstimatedCPU=2", "container-image=docker://"):
+            self.assertIn(hint, line, "the executor hints of platforms/pools.bzl reach the worker")
+
+    def test_rbe_cpu_sends_distributed_tests_to_the_cpu_pool(self):
+        before = len(self.grid.executed("gpu2"))
+        rc, output = self.bazel_test("//dsd:fsdp_model_state_test_gpu2", config="rbe-cpu")
+        self.assertEqual(rc, 0, output[-3000:])
+        (line,) = [l for l in self.grid.executed("cpu") if "fsdp_model_state_test_gpu2/" in l]
+        self.assertIn("Pool=cpu", line)
+        self.assertNotIn("dockerRuntime", line, "CPU ranks need no GPU runtime")
+        self.assertEqual(len(self.grid.executed("gpu2")), before, "nothing ran on the gpu2 pool")
 
     def test_a_pool_without_workers_fails_clearly(self):
         before = {pool: len(self.grid.executed(pool)) for pool in self.grid.pools}
