@@ -58,10 +58,4 @@ class ReshardTest(VerifyStateDictMixin, DistributedTestCase):
         reference = torch.load(reference_file, weights_only=True)
         full_msd, full_osd = get_state_dict(model, optim, options=FULL)
         where = f"saved by {save_with} at {saved_at} ranks, loaded by {load_with} at {loaded_at}"
-        self.assertEqual(sorted(full_msd), sorted(reference["model"]), where)
-        for fqn, value in self.nonempty(reference["model"], "the reference model state").items():
-            self.assert_tensor_matches(value, full_msd[fqn], f"{fqn} ({where})")
-        self.assertEqual(sorted(full_osd["state"]), sorted(reference["optim"]["state"]), where)
-        for fqn, states in self.nonempty(reference["optim"]["state"], "the reference optimizer state").items():
-            for key, value in states.items():
-                self.assert_value_matches(value, full_osd["state"][fqn][key], f"{fqn}.{key} ({where})")
+        self.assert_full_state_matches(reference, full_msd, full_osd, where)

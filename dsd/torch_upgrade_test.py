@@ -71,13 +71,7 @@ class TorchUpgradeTest(VerifyStateDictMixin, DistributedTestCase):
         where = (f"saved by torch {reference['torch']} at {self.phase_world_sizes[0]} ranks, loaded by torch "
                  f"{torch.__version__} at {self.world_size}")
         full_msd, full_osd = get_state_dict(model, optim, options=FULL)
-        self.assertEqual(sorted(full_msd), sorted(reference["model"]), where)
-        for fqn, value in self.nonempty(reference["model"], "the reference model state").items():
-            self.assert_tensor_matches(value, full_msd[fqn], f"{fqn} ({where})")
-        self.assertEqual(sorted(full_osd["state"]), sorted(reference["optim"]["state"]), where)
-        for fqn, states in self.nonempty(reference["optim"]["state"], "the reference optimizer state").items():
-            for key, value in states.items():
-                self.assert_value_matches(value, full_osd["state"][fqn][key], f"{fqn}.{key} ({where})")
+        self.assert_full_state_matches(reference, full_msd, full_osd, where)
         return reference
 
     @parameterized.named_parameters(*LAYOUTS)

@@ -7,6 +7,7 @@ from absl.testing import parameterized
 from models import dummy_models
 from models import fusion_embedding
 from models import tied_weights
+from models import transformer
 from models import world_size_scaled
 
 
@@ -82,6 +83,82 @@ class TiedWeightsTest(absltest.TestCase):
         self.assertEqual(len(list(model.parameters())), 3, "the tied weight counts once")
         self.assertIn("lm_head.weight", model.state_dict())
         self.assertEqual(model(model.get_input()).shape, (4, 5, model.vocab_size))
+
+
+class TransformerTest(absltest.TestCase):
+
+    def test_state_dict_keys(self):
+        keys = set(transformer.Transformer().state_dict())
+        block = {"attention_norm.weight", "attention.wq.weight", "attention.wk.weight", "attention.wv.weight",
+                 "attention.wo.weight", "ffn_norm.weight", "feed_forward.w1.weight", "feed_forward.w2.weight",
+                 "feed_forward.w3.weight"}
+        expected = {f"layers.{i}.{k}" for i in range(2) for k in block} | {
+            "tok_embeddings.weight", "output.weight", "norm.weight", "norm.bias", "softcap._extra_state"}
+        self.assertEqual(keys, expected, "non-persistent rope buffers are not in the state dict")
+        self.assertEqual({n for n, _ in transformer.Transformer().named_buffers()}, {"rope.cos", "rope.sin"})
+
+    def test_output_head_is_tied_to_the_embedding(self):
+        model = transformer.Transformer()
+        self.assertIs(model.output.weight, model.tok_embeddings.weight)
+        self.assertNotIn("output.weight", dict(model.named_parameters()), "the tied weight counts once")
+
+    def test_deterministic_and_leaves_global_rng_alone(self):
+        torch.manual_seed(123)
+        before = torch.rand(1)
+        torch.manual_seed(123)
+        a, b, c = transformer.Transformer(0), transformer.Transformer(0), transformer.Transformer(1)
+        self.assertTrue(torch.equal(torch.rand(1), before), "global RNG untouched")
+        for (n, p), (_, q), (_, r) in zip(a.named_parameters(), b.named_parameters(), c.named_parameters()):
+            self.assertTrue(torch.equal(p, q), n)
+            self.assertFalse(torch.equal(p, r), f"{n}: seed 1 gives other values")
+        tokens = a.get_input()
+        self.assertEqual(a(tokens).shape, (2, 8, 64))
+        self.assertTrue(torch.equal(a(tokens), b(tokens)))
+
+    def test_extra_state_round_trips_and_changes_the_output(self):
+        source, target = transformer.Transformer(), transformer.Transformer()
+        source.softcap.cap = 0.5
+        tokens = source.get_input()
+        self.assertFalse(torch.allclose(source(tokens), target(tokens)), "the cap changes the logits")
+        self.assertEqual(source.state_dict()["softcap._extra_state"], {"cap": 0.5})
+        target.load_state_dict(source.state_dict())
+        self.assertEqual(target.softcap.cap, 0.5)
+        self.assertTrue(torch.equal(source(tokens), target(tokens)))
+
+    def test_meta_device_model_materialises_with_init_buffers(self):
+        reference = transformer.Transformer()
+        with torch.device("meta"):
+            model = transformer.Transformer()
+        self.assertTrue(model.rope.cos.is_meta)
+        model.to_empty(device="cpu")
+        model.tie_weights()
+        model.init_buffers()
+        self.assertIs(model.output.weight, model.tok_embeddings.weight)
+        self.assertTrue(torch.equal(model.rope.cos, reference.rope.cos))
+        self.assertTrue(torch.equal(model.rope.sin, reference.rope.sin))
+        model.load_state_dict(reference.state_dict())
+        tokens = reference.get_input()
+        self.assertTrue(torch.equal(model(tokens), reference(tokens)))
+
+    def test_training_steps_change_every_parameter(self):
+        model = transformer.Transformer()
+        before = {n: p.clone() for n, p in model.named_parameters()}
+        optim = transformer.adamw(model.parameters())
+        scheduler = transformer.cosine_warmup(optim)
+        transformer.train(model, optim, transformer.batches(model.config, "cpu", 2), scheduler)
+        unchanged = [n for n, p in model.named_parameters() if torch.equal(p, before[n])]
+        self.assertEqual(unchanged, [])
+        self.assertEqual(scheduler.last_epoch, 2)
+        self.assertEqual(optim.param_groups[0]["initial_lr"], 0.01)
+
+    def test_wrappers_prefix_parameter_names_not_state_dict_keys(self):
+        keys = set(transformer.Transformer().state_dict())
+        wrapped = transformer.apply_ac(transformer.Transformer())
+        self.assertTrue(any("_checkpoint_wrapped_module" in n for n, _ in wrapped.named_parameters()))
+        self.assertEqual(set(wrapped.state_dict()), keys)
+        compiled = transformer.apply_compile(transformer.Transformer())
+        self.assertTrue(any("_orig_mod" in n for n, _ in compiled.named_parameters()))
+        self.assertTrue(any("_orig_mod" in k for k in compiled.state_dict()), "compile prefixes state-dict keys")
 
 
 if __name__ == "__main__":

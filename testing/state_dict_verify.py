@@ -8,7 +8,8 @@ Every check can fail, and every failure names the FQN:
     dict gives each value the layout of the wrapped model's parameter (DTensor placements,
     FSDP1's Shard(0) DTensors or ShardedTensors, plain tensors for DDP and plain modules);
   - device: cpu_offload means CPU; otherwise the reference's device (compared, never hidden by .to());
-  - values: distributed values are gathered to full tensors and compared with the reference.
+  - values: distributed values are gathered to full tensors and compared with the reference;
+    non-tensor values (a module's extra state) are compared as they are.
 Optimizer state dicts are keyed by parameter id in the reference and by FQN in DSD's output;
 the mixin maps between them through the models. verify_osd_by_load compares against a
 snapshot taken before DSD runs (DSD returns aliases of the live tensors for plain models).
@@ -135,6 +136,17 @@ class VerifyStateDictMixin:
         else:
             self.assertEqual(ref, dist_value, f"{fqn}: value differs")
 
+    def assert_full_state_matches(self, reference, full_msd, full_osd, where):
+        """Full model and optimizer state dicts (DSD's FQN-keyed form, e.g. loaded from a checkpoint)
+        equal `reference` ({"model": ..., "optim": ...} in the same form), key for key."""
+        self.assertEqual(sorted(full_msd), sorted(reference["model"]), where)
+        for fqn, value in self.nonempty(reference["model"], "the reference model state").items():
+            self.assert_tensor_matches(value, full_msd[fqn], f"{fqn} ({where})")
+        self.assertEqual(sorted(full_osd["state"]), sorted(reference["optim"]["state"]), where)
+        for fqn, states in self.nonempty(reference["optim"]["state"], "the reference optimizer state").items():
+            for key, value in states.items():
+                self.assert_value_matches(value, full_osd["state"][fqn][key], f"{fqn}.{key} ({where})")
+
     def _rank0_only(self, options, state_dict, what):
         """Full cpu_offload state dicts live on rank 0 only: True (after checking) on other ranks."""
         if options.full_state_dict and options.cpu_offload and dist.get_rank() != 0:
@@ -163,6 +175,9 @@ class VerifyStateDictMixin:
             self.assertEqual(missing, [], f"FQNs missing from the distributed state dict: {missing}")
         device = "cpu" if options.cpu_offload else None
         for fqn in self.nonempty([f for f in msd if f in dist_msd], "FQNs to compare"):
+            if not isinstance(msd[fqn], torch.Tensor):  # a module's extra state (get_extra_state)
+                self.assertEqual(msd[fqn], dist_msd[fqn], f"{fqn}: non-tensor value differs")
+                continue
             full = options.full_state_dict
             self.assert_layout(dist_msd[fqn], None if full else _expected(sharding, fqn), fqn, full)
             self.assert_tensor_matches(msd[fqn], dist_msd[fqn], fqn, device)

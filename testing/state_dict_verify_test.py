@@ -40,6 +40,15 @@ def _dist_osd(model, optim):
     return copy.deepcopy(get_optimizer_state_dict(model, optim))
 
 
+class _ReLUWithExtraState(nn.ReLU):
+
+    def get_extra_state(self):
+        return {"cap": 2.0}
+
+    def set_extra_state(self, state):
+        pass
+
+
 class VerifyMsdTest(VerifyStateDictMixin, DistributedTestCase):
 
     def sharded(self):
@@ -118,6 +127,15 @@ class VerifyMsdTest(VerifyStateDictMixin, DistributedTestCase):
     def test_an_empty_reference_fails(self):
         with self.assertRaisesRegex(AssertionError, "the reference state dict is empty"):
             self.verify_msd(nn.ReLU(), {}, FULL)
+
+    def test_extra_state_is_compared_as_a_value(self):
+        reference = _module()
+        reference[1] = _ReLUWithExtraState()
+        dist_msd = copy.deepcopy(reference.state_dict())
+        self.assertEqual(dist_msd["1._extra_state"], {"cap": 2.0})
+        self.verify_msd(reference, dist_msd, FULL)
+        with self.assertRaisesRegex(AssertionError, r"1\._extra_state: non-tensor value differs"):
+            self.verify_msd(reference, dict(dist_msd, **{"1._extra_state": {"cap": 3.0}}), FULL)
 
 
 class VerifyOsdTest(VerifyStateDictMixin, DistributedTestCase):

@@ -22,7 +22,7 @@ WHY = {
     "postgresql": "needs PostgreSQL's server binaries for BuildGrid: apt-get install postgresql "
                   "(or run ./bazelw as root on Debian)",
     "buildgrid": "needs BuildGrid in its own venv: python3 -m venv $DSD_CACHE_DIR/remote-proof-venv && "
-                 "pip install -r third_party/requirements-remote-proof.txt (./bazelw does this)",
+                 "pip install -r third_party/requirements-remote-proof.txt (@proof_servers does this when a proof is built, unless DSD_HOST_TOOLS_INSTALL=0)",
     "bazel": "needs a Bazel binary for nested runs: install bazelisk, or run ./bazelw (as root on Debian it installs Bazel)",
 }
 
