@@ -119,6 +119,16 @@ def _module_name(name, srcs):
     package = native.package_name()
     return (package + "/" + path if package else path).replace("/", ".")
 
+def _auto(ranks, cuda, gpus):
+    """The environment of a test whose device --config=auto chose. Too few GPUs for an
+    environment that can use CUDA says why (DSD_DEVICE_WHY, which the launcher reports as a
+    warning); a CPU-only torch build runs on CPU ranks by design, silently."""
+    if not cuda:
+        return {"DSD_DEVICE": "cpu"}
+    if gpus >= ranks:
+        return {"DSD_DEVICE": "cuda"}
+    return {"DSD_DEVICE": "cpu", "DSD_DEVICE_WHY": "auto: ./bazelw saw %d GPU(s), %d needed" % (gpus, ranks)}
+
 def _device_env(ranks, cuda):
     """{"DSD_DEVICE": ...} for a test of `ranks` ranks: --config=cpu|gpu decide, else CUDA when
     the environments can use it and the host has a GPU per rank (//testing:visible_gpus)."""
@@ -127,8 +137,8 @@ def _device_env(ranks, cuda):
         str(Label("//testing:device_cuda")): {"DSD_DEVICE": "cuda"},
     }
     for n in range(1, _MAX_GPUS + 1):
-        branches[str(Label("//testing:auto_with_%d_gpus" % n))] = {"DSD_DEVICE": "cuda" if cuda and n >= ranks else "cpu"}
-    branches["//conditions:default"] = {"DSD_DEVICE": "cpu"}
+        branches[str(Label("//testing:auto_with_%d_gpus" % n))] = _auto(ranks, cuda, n)
+    branches["//conditions:default"] = _auto(ranks, cuda, 0)
     return select(branches)
 
 def _when_enabled(envs, value, otherwise):
@@ -220,43 +230,21 @@ def dist_py_test(
         targets.append(":%s_%s" % (name, suffix))
     native.test_suite(name = name, tests = targets, tags = [t for t in tags if t == "manual"])
 
+def _single_env(kind, name, srcs, main, python_env, args, data, deps, tags, env, rule, **kwargs):
+    main = main or (srcs[0] if len(srcs) == 1 else None)
+    if not main:
+        fail("%s(%s): give main when srcs has several files" % (kind, name))
+    _env_py_test(name = name, main = main, env_names = [python_env], launcher_args = args, srcs = srcs, data = data,
+                 deps = deps, tags = tags, env = env, rule = rule, **kwargs)
+
 def env_py_test(name, srcs, main = None, python_env = DEFAULT, args = [], data = [], deps = [], tags = [], env = {}, **kwargs):
     """A py_test (absltest, unittest, ...) whose main runs with Python environment `python_env`;
     `env`: the test's environment variables, as for any test."""
-    main = main or (srcs[0] if len(srcs) == 1 else None)
-    if not main:
-        fail("env_py_test(%s): give main when srcs has several files" % name)
-    _env_py_test(
-        name = name,
-        main = main,
-        env_names = [python_env],
-        launcher_args = args,
-        srcs = srcs,
-        data = data,
-        deps = deps,
-        tags = tags,
-        env = env,
-        **kwargs
-    )
+    _single_env("env_py_test", name, srcs, main, python_env, args, data, deps, tags, env, native.py_test, **kwargs)
 
 def env_py_binary(name, srcs, main = None, python_env = DEFAULT, args = [], data = [], deps = [], tags = [], **kwargs):
     """A py_binary (`bazel run`) whose main runs with Python environment `python_env`."""
-    main = main or (srcs[0] if len(srcs) == 1 else None)
-    if not main:
-        fail("env_py_binary(%s): give main when srcs has several files" % name)
-    _env_py_test(
-        name = name,
-        main = main,
-        env_names = [python_env],
-        launcher_args = args,
-        srcs = srcs,
-        data = data,
-        deps = deps,
-        tags = tags,
-        env = {},
-        rule = native.py_binary,
-        **kwargs
-    )
+    _single_env("env_py_binary", name, srcs, main, python_env, args, data, deps, tags, {}, native.py_binary, **kwargs)
 
 def dist_test_suites():
     """One test_suite per GPU count, environment and cross_version tag used by this package's

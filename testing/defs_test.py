@@ -98,7 +98,10 @@ class DistPyTestMacroTest(parameterized.TestCase):
             proc = self.bazel("cquery", "//pkg:m_test_gpu2_local", "--output=build", "--//third_party/envs:local",
                               *flags)
             self.assertEqual(proc.returncode, 0, proc.stderr)
-            self.assertIn(f'env = {{"DSD_DEVICE": "{device}"}}', proc.stdout, flags)
+            self.assertIn(f'env = {{"DSD_DEVICE": "{device}"', proc.stdout, flags)
+            # An automatic choice of CPU ranks says why (the launcher turns it into a Bazel warning).
+            self.assertEqual('"DSD_DEVICE_WHY": "auto: ' in proc.stdout, device == "cpu" and "--//testing:device=cpu"
+                             not in flags, (flags, proc.stdout))
 
     def test_phases_within_and_across_environments(self):
         rc, out, err = self.query(

@@ -8,13 +8,14 @@ Known torch bugs are marked with testing.known_failures.
 
 import functools
 import os
-import re
 import shutil
 
 import torch
 import torch.distributed as dist
 from absl.testing import parameterized
 from torch.distributed.device_mesh import init_device_mesh
+
+from testing.launcher.protocol import case_dir_name
 
 _ENV = {}
 
@@ -102,8 +103,9 @@ class DistributedTestCase(parameterized.TestCase):
 
     def checkpoint_dir(self, name="checkpoint"):
         """A directory for this case, the same path on every rank, under TEST_TMPDIR; fresh in
-        phase 0, kept for later phases (which load what phase 0 saved)."""
-        case = re.sub(r"[^\w.-]", "_", self.id().split(".", 1)[-1])
+        phase 0, kept for later phases (which load what phase 0 saved). When the case fails, the
+        launcher keeps what it wrote there in the target's outputs (failures/<case>/checkpoint/)."""
+        case = case_dir_name(f"{type(self).__name__}.{self._testMethodName}")
         path = os.path.join(_ENV["scratch_dir"], case, name)
         if self.rank == 0 and self.phase == 0:
             shutil.rmtree(path, ignore_errors=True)

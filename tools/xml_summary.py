@@ -9,7 +9,8 @@ skipped and expected failures (<skipped type="pytest.xfail">, known torch bugs).
 
 Exit status 1 if any target did not pass, any case failed, or any target executed no case
 (nothing planned, or everything skipped): a target that tests nothing is not green.
---skipped also lists every skip and expected failure with its reason.
+--skipped also lists every skip and expected failure with its reason. The targets' warnings
+(Bazel's test.warnings, e.g. CPU ranks where GPUs were wanted) are listed once per text.
 """
 
 import argparse
@@ -39,7 +40,8 @@ def case_status(case):
 
 
 def read_events(path):
-    """{label: {"status": overall status, "cached": bool, "xmls": [path per shard]}}."""
+    """{label: {"status": overall status, "cached": bool, "xmls": [path per shard],
+    "warnings": [test.warnings path per shard]}}."""
     results, summaries = collections.defaultdict(dict), {}
     with open(path) as f:
         for line in f:
@@ -53,7 +55,8 @@ def read_events(path):
                 if previous is None or rid.get("attempt", 1) >= previous[0]:
                     cached = event.get("testResult", {}).get("cachedLocally", False) or \
                         event.get("testResult", {}).get("executionInfo", {}).get("cachedRemotely", False)
-                    results[rid["label"]][shard] = (rid.get("attempt", 1), outputs.get("test.xml"), cached)
+                    results[rid["label"]][shard] = (rid.get("attempt", 1), outputs.get("test.xml"), cached,
+                                                    outputs.get("test.warnings"))
             elif kind == "testSummary":
                 summaries[event["id"]["testSummary"]["label"]] = event.get("testSummary", {}).get("overallStatus", "?")
     targets = {}
@@ -61,8 +64,9 @@ def read_events(path):
         shards = results.get(label, {})
         targets[label] = {
             "status": summaries.get(label, "NO_SUMMARY"),
-            "cached": bool(shards) and all(cached for _, _, cached in shards.values()),
-            "xmls": [_path(uri) for _, uri, _ in shards.values() if uri],
+            "cached": bool(shards) and all(cached for _, _, cached, _ in shards.values()),
+            "xmls": [_path(uri) for _, uri, _, _ in shards.values() if uri],
+            "warnings": [_path(uri) for *_, uri in shards.values() if uri],
         }
     return targets
 
@@ -84,6 +88,19 @@ def count(xml_paths):
                 reason = next((el.get("message", "") for el in case if el.tag == "skipped"), "")
                 notes.append((status, f"{case.get('classname')}.{case.get('name')}", reason))
     return counts, notes
+
+
+def warnings(targets):
+    """{warning text: [labels]} from the targets' test.warnings files."""
+    out = collections.defaultdict(list)
+    for label, target in targets.items():
+        for path in target.get("warnings", []):
+            if os.path.exists(path):
+                with open(path, errors="replace") as f:
+                    for line in dict.fromkeys(line.strip() for line in f if line.strip()):
+                        if label not in out[line]:
+                            out[line].append(label)
+    return out
 
 
 def summarize(events_path):
@@ -121,6 +138,9 @@ def main(argv):
         for label, _, _, notes, _ in rows:
             for status, case, reason in notes:
                 print(f"{'skipped' if status == 'skipped' else 'expected failure'}: {label}: {case}: {reason}")
+    for text, labels in sorted(warnings({label: target for label, target, *_ in rows}).items()):
+        shown = ", ".join(labels[:3]) + (f" and {len(labels) - 3} more" if len(labels) > 3 else "")
+        print(f"warning ({len(labels)} target{'s' if len(labels) > 1 else ''}: {shown}): {text}")
     totals = {s: sum(r[2][s] for r in rows) for s in STATUSES}
     bad = [label for label, *_, problems in rows if problems]
     print(f"{len(rows)} test targets in the last invocation ({os.path.basename(args.events)})")

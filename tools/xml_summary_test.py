@@ -26,14 +26,18 @@ class XmlSummaryTest(unittest.TestCase):
         self.tmp = tempfile.mkdtemp()
         self.events = []
 
-    def target(self, label, status, *cases, shards=1, cached=False):
+    def target(self, label, status, *cases, shards=1, cached=False, warning=None):
         for shard in range(1, shards + 1):
             path = os.path.join(self.tmp, label.replace("/", "_").replace(":", "_") + f"_{shard}.xml")
             with open(path, "w") as f:
                 f.write("<testsuites><testsuite>" + "".join(CASES[c] for c in cases) + "</testsuite></testsuites>")
+            outputs = [{"name": "test.xml", "uri": "file://" + path}]
+            if warning:
+                with open(path + ".warnings", "w") as f:
+                    f.write(warning + "\n")
+                outputs.append({"name": "test.warnings", "uri": "file://" + path + ".warnings"})
             self.events.append({"id": {"testResult": {"label": label, "run": 1, "shard": shard, "attempt": 1}},
-                                "testResult": {"testActionOutput": [{"name": "test.xml", "uri": "file://" + path}],
-                                               "cachedLocally": cached}})
+                                "testResult": {"testActionOutput": outputs, "cachedLocally": cached}})
         self.events.append({"id": {"testSummary": {"label": label}}, "testSummary": {"overallStatus": status}})
 
     def run_summary(self, *flags):
@@ -76,6 +80,16 @@ class XmlSummaryTest(unittest.TestCase):
         rc, out = self.run_summary()
         self.assertEqual(rc, 0, out)
         self.assertIn("1 test targets in the last invocation", out)
+
+    def test_warnings_are_listed_once_per_text(self):
+        for name in ("a", "b", "c", "d"):
+            self.target(f"//a:{name}", "PASSED", "passed", shards=2, warning="ranks ran on CPU with gloo, not CUDA")
+        self.target("//a:e", "PASSED", "passed")
+        rc, out = self.run_summary()
+        self.assertEqual(rc, 0, out)
+        self.assertIn("warning (4 targets: //a:a, //a:b, //a:c and 1 more): ranks ran on CPU with gloo, not CUDA\n",
+                      out)
+        self.assertEqual(out.count("warning"), 1)
 
     def test_a_missing_event_file_fails(self):
         rc = xml_summary.main(["--events", os.path.join(self.tmp, "none.json")])

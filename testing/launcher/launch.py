@@ -9,10 +9,17 @@ Python stacks are dumped and the whole launch is killed.
 run_phase(): launches until every planned case has a verdict, relaunching after a launch that
 ended early, and turns the records into Results: one per case, plus one per fixture, shutdown,
 crash or hang that went wrong, each attributed to the unit (or the gap between units) where it
-happened, with ranks, exit codes or signals, and stacks or log tails.
+happened, with ranks, exit codes or signals, and stacks or log tails. A unit that failed leaves
+its artefacts (artifacts.py: per-rank log slices, what the case wrote) under failures/.
+
+On CUDA every launch arms NCCL's flight recorder (TORCH_NCCL_TRACE_BUFFER_SIZE); before a hung
+launch is killed, the stuck ranks are asked for a dump through TORCH_NCCL_DEBUG_INFO_PIPE_FILE,
+written to <attempt dir>/nccl_flight_recorder/rank_<R> (TORCH_NCCL_DEBUG_INFO_TEMP_FILE); a
+rank's own NCCL timeout dumps there too (TORCH_NCCL_DUMP_ON_TIMEOUT).
 """
 
 import dataclasses
+import glob
 import os
 import re
 import signal
@@ -20,6 +27,7 @@ import subprocess
 import sys
 import time
 
+from testing.launcher import artifacts
 from testing.launcher import processes
 from testing.launcher.protocol import CASE
 from testing.launcher.protocol import FIXTURE
@@ -28,11 +36,14 @@ from testing.launcher.protocol import SHUTDOWN
 from testing.launcher.protocol import LaunchSpec
 from testing.launcher.protocol import Result
 from testing.launcher.protocol import Status
+from testing.launcher.protocol import case_dir_name
 from testing.launcher.protocol import merge_unit
 from testing.launcher.protocol import read_records
 
 _POLL = 0.2
 _STACK_DUMP_WAIT = 1.5
+_FLIGHT_RECORDER_WAIT = 10.0
+_FLIGHT_RECORDER_ENTRIES = "2000"
 
 
 @dataclasses.dataclass
@@ -94,6 +105,11 @@ class Launch:
         self.started = time.time()
         self.ended = None
         self.returncode = None
+        self.tee_ranks = [rk for rk in phase.tee_ranks if rk < self.world_size]
+        self._teed = {rk: (0, b"") for rk in self.tee_ranks}  # rank: (bytes read, partial line)
+        self.flight_recorder = os.path.join(self.dir, "nccl_flight_recorder") if self.spec.device == "cuda" else None
+        self.nccl_pipes = (os.path.join(phase.pipe_dir, f"phase{self.spec.phase}_{os.path.basename(self.dir)}")
+                           if self.flight_recorder else None)
 
     def rank_file(self, rank, ext):
         return os.path.join(self.dir, f"rank{rank}.{ext}")
@@ -167,10 +183,13 @@ class Launch:
         return None
 
     def kill(self, proc, reason):
-        """Dumps the Python stacks of every rank that has not recorded its end, then kills the launch."""
+        """Dumps the Python stacks of every rank that has not recorded its end (on CUDA first their
+        NCCL flight recorders), then kills the launch."""
         self.kill_reason = reason
         pids = {rk: p["pid"] for rk, p in self.plans().items() if p}
         stuck = [rk for rk in pids if rk not in self.done()]
+        if stuck and self.flight_recorder:
+            self.dump_flight_recorder(stuck)
         offsets = {rk: os.path.getsize(self.rank_file(rk, "log")) if os.path.exists(self.rank_file(rk, "log")) else 0
                    for rk in stuck}
         for rk in stuck:
@@ -183,10 +202,62 @@ class Launch:
             self.stacks = {rk: tail(self.rank_file(rk, "log"), 200, offsets[rk]) for rk in stuck}
         processes.kill_launch(proc, self.token, pids.values())
 
+    def dump_flight_recorder(self, ranks):
+        """Asks `ranks` for their NCCL flight-recorder dump (writing to the named pipe each rank's
+        NCCL watchdog reads) and waits a little for the files. Not verified on a GPU here."""
+        asked = []
+        for rk in ranks:
+            try:
+                fd = os.open(os.path.join(self.nccl_pipes, f"rank_{rk}.pipe"), os.O_WRONLY | os.O_NONBLOCK)
+            except OSError:
+                continue  # no pipe (an older torch, or NCCL not initialised yet)
+            try:
+                os.write(fd, b"1\n")
+                asked.append(rk)
+            except OSError:
+                pass
+            finally:
+                os.close(fd)
+        deadline = time.time() + (_FLIGHT_RECORDER_WAIT if asked else 0)
+        while time.time() < deadline and len(glob.glob(os.path.join(self.flight_recorder, "rank_*"))) < len(asked):
+            time.sleep(_POLL)
+
+    def nccl_env(self):
+        """NCCL flight recorder settings of a CUDA launch (a value the user set wins)."""
+        os.makedirs(self.flight_recorder, exist_ok=True)
+        os.makedirs(self.nccl_pipes, exist_ok=True)
+        dump = os.path.join(self.flight_recorder, "rank_")
+        env = {"TORCH_NCCL_TRACE_BUFFER_SIZE": _FLIGHT_RECORDER_ENTRIES, "TORCH_FR_BUFFER_SIZE": _FLIGHT_RECORDER_ENTRIES,
+               "TORCH_NCCL_DUMP_ON_TIMEOUT": "1", "TORCH_NCCL_DEBUG_INFO_TEMP_FILE": dump,
+               "TORCH_FR_DUMP_TEMP_FILE": dump,
+               "TORCH_NCCL_DEBUG_INFO_PIPE_FILE": os.path.join(self.nccl_pipes, "rank_")}
+        return {k: v for k, v in env.items() if k not in os.environ}
+
+    def tee(self, final=False):
+        """Copies new lines of the --tee_rank ranks' logs to the launcher's output, as they come."""
+        for rk in self.tee_ranks:
+            read, partial = self._teed[rk]
+            try:
+                with open(self.rank_file(rk, "log"), "rb") as f:
+                    f.seek(read)
+                    data = f.read()
+            except OSError:
+                continue
+            lines = (partial + data).split(b"\n")
+            partial = lines.pop()
+            if final and partial:
+                lines, partial = lines + [partial], b""
+            self._teed[rk] = (read + len(data), partial)
+            if lines:
+                sys.stdout.write("".join(f"[rank{rk}] {line.decode(errors='replace')}\n" for line in lines))
+                sys.stdout.flush()
+
     def run(self, python, limits, deadline, extra_env):
         env = dict(os.environ)
         env.setdefault("OMP_NUM_THREADS", "1")
         env.update(PYTHONUNBUFFERED="1", DSD_LAUNCHER_PID=str(os.getpid()), **dict([self.token]), **extra_env)
+        if self.flight_recorder:
+            env.update(self.nccl_env())
         cmd = [python, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={self.world_size}",
                "--max-restarts=0", "--monitor-interval=0.2", "-m", "testing.launcher.rank_worker", self.spec_file]
         with open(self.torchrun_log, "w") as log:
@@ -196,6 +267,7 @@ class Launch:
             while proc.poll() is None:
                 time.sleep(_POLL)
                 self.read()
+                self.tee()
                 reason = self.check(time.time(), limits, deadline)
                 if reason:
                     self.kill(proc, reason)
@@ -206,6 +278,7 @@ class Launch:
             raise
         finally:
             self.read()
+            self.tee(final=True)
             self.returncode = proc.returncode
             self.ended = time.time()
         return self.returncode
@@ -233,12 +306,22 @@ class Launch:
 
 
 class Phase:
-    """All launches at one world size (one phase of a target)."""
+    """All launches at one world size (one phase of a target).
 
-    def __init__(self, spec, world_size, output_dir, python, limits, deadline, extra_env, log):
+    outputs_root: the target's output directory (output_dir, or its parent for a phase of
+    several), which failure artefacts are named relative to; artifacts_limit: bytes of a failed
+    case's scratch directory to keep; tee_ranks: ranks whose output goes live to the launcher's;
+    pipe_dir: where CUDA launches put NCCL's debug pipes (not in the outputs: zip skips FIFOs).
+    """
+
+    def __init__(self, spec, world_size, output_dir, python, limits, deadline, extra_env, log, outputs_root=None,
+                 artifacts_limit=20 * 1024 * 1024, tee_ranks=(), pipe_dir=None):
         self.spec, self.world_size, self.output_dir = spec, world_size, output_dir
         self.python, self.limits, self.deadline, self.extra_env = python, limits, deadline, extra_env
         self.log = log
+        self.outputs_root = outputs_root or output_dir
+        self.artifacts_limit, self.tee_ranks = artifacts_limit, list(tee_ranks)
+        self.pipe_dir = pipe_dir or os.path.join(os.path.dirname(spec.scratch_dir), "nccl_pipes")
         self.results = []   # Results, in the order they became known
         self.plan = None    # every case of this shard (from the first launch's plan record)
         self.torch = {}     # the ranks' torch build (from the plan record)
@@ -305,7 +388,10 @@ class Phase:
                 interrupted = True
                 result = self._interrupted(launch, unit, kind, starts, ends)
             if kind == CASE or result.status.failing:
-                self.add(self._named(result))
+                result = self._named(result)
+                if result.status.failing:
+                    result = self._save_artifacts(launch, unit, kind, starts, ends, result)
+                self.add(result)
             if kind == FIXTURE and unit.endswith(("setUpClass", "setUpModule")) and result.status is not Status.PASSED:
                 self._block(unit, result)
         done = launch.done()
@@ -324,6 +410,23 @@ class Phase:
             self.add(Result("launcher.exit", Status.ERROR,
                             f"every rank recorded its end, then the launch failed: {why}",
                             launch.evidence(range(self.world_size)), kind=LAUNCHER))
+
+    def _save_artifacts(self, launch, unit, kind, starts, ends, result):
+        """Keeps a failed unit's log slices and (a case) what it wrote; names them in its detail."""
+        dest = os.path.join(self.output_dir, "failures", case_dir_name(result.id))
+        if os.path.exists(dest):  # the same id again (launcher.shutdown of a later launch)
+            dest += f".{os.path.basename(launch.dir)}"
+        logs = {rk: (launch.rank_file(rk, "log"), start.get("log", 0), ends.get(rk, {}).get("log"))
+                for rk, start in starts.items()}
+        scratch = os.path.join(self.spec.scratch_dir, case_dir_name(unit)) if kind == CASE else None
+        try:
+            artifacts.save(dest, result, logs, scratch, self.artifacts_limit)
+        except OSError as e:
+            self.log(f"warning: could not keep the failure artefacts of {result.id}: {e}")
+            return result
+        where = os.path.relpath(dest, self.outputs_root)
+        return dataclasses.replace(result, detail=(result.detail or result.message).rstrip("\n")
+                                   + f"\nfailure artefacts (rank logs, checkpoint): {where}/ in the outputs")
 
     def _interrupted(self, launch, unit, kind, starts, ends):
         """The Result of a unit that some ranks never finished (they crashed, hung or were killed)."""
@@ -358,11 +461,13 @@ class Phase:
         return result
 
 
-def spec_for(args, device, scratch_dir, phase, world_sizes, shard_index, total_shards):
+def spec_for(args, device, scratch_dir, phase, world_sizes, shard_index, total_shards, coverage_dir=""):
     return LaunchSpec(test_module=args.test_module, device=device, attempt_dir="", scratch_dir=scratch_dir,
                       test_filter=args.test_filter, shard_index=shard_index, total_shards=total_shards,
                       fail_fast=args.fail_fast, pg_timeout=args.pg_timeout, phase=phase,
-                      phase_world_sizes=list(world_sizes))
+                      phase_world_sizes=list(world_sizes), coverage_dir=coverage_dir,
+                      debug_rank=getattr(args, "debug_rank", -1),
+                      agree_timeout=max(LaunchSpec.agree_timeout, args.pg_timeout))
 
 
 def python_for(phase_env, envs):

@@ -9,16 +9,23 @@ Started by Bazel (bazel test / bazel run) or by hand (python -m testing.launcher
   3. decides the target's verdict: it passes only if every planned case passed, was skipped or
      is an expected failure on every rank, every fixture and every rank's shutdown ended
      cleanly, and the module planned at least one case;
-  4. writes JUnit XML (XML_OUTPUT_FILE), per-rank logs (TEST_UNDECLARED_OUTPUTS_DIR), warnings
-     (TEST_WARNINGS_OUTPUT_FILE) and exits non-zero unless the target passed.
+  4. writes JUnit XML (XML_OUTPUT_FILE), per-rank logs and each failed case's artefacts
+     (TEST_UNDECLARED_OUTPUTS_DIR), warnings (TEST_WARNINGS_OUTPUT_FILE), infrastructure problems
+     (TEST_INFRASTRUCTURE_FAILURE_FILE: no CUDA or no free GPUs when CUDA is required) and exits
+     non-zero unless the target passed.
 Honours TEST_SHARD_INDEX / TEST_TOTAL_SHARDS / TEST_SHARD_STATUS_FILE, TESTBRIDGE_TEST_ONLY,
-TESTBRIDGE_TEST_RUNNER_FAIL_FAST, TEST_TIMEOUT and TEST_TMPDIR.
+TESTBRIDGE_TEST_RUNNER_FAIL_FAST, TEST_TIMEOUT (not under `bazel run`, which enforces none) and
+TEST_TMPDIR. For debugging: --tee_rank (DSD_TEE_RANK) streams ranks' output live, --debug_rank
+(DSD_DEBUG_RANK) stops one rank in pdb at each case and lifts every time limit, --coverage
+(DSD_COVERAGE=1) measures torch.distributed.checkpoint in every rank (tools/dcp_coverage.py).
 """
 
 import argparse
 import dataclasses
 import importlib
 import os
+import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -36,6 +43,7 @@ from testing.launcher.protocol import merge_phases
 from testing.launcher.protocol import write_junit
 from third_party.envs import probe
 
+_NO_LIMIT = 7 * 24 * 3600.0
 _MARK = {Status.PASSED: "  OK  ", Status.FAILED: " FAIL ", Status.ERROR: "ERROR ", Status.SKIPPED: " SKIP ",
          Status.XFAILED: "XFAIL "}
 
@@ -92,8 +100,30 @@ def parse_args(argv):
                    help="per-rank logs and records; a temporary directory when empty")
     p.add_argument("--gpu_lock_dir", default=env.get("DSD_GPU_LOCK_DIR", gpu_slots.DEFAULT_LOCK_DIR))
     p.add_argument("--gpu_lock_timeout", type=float, default=3600.0)
+    p.add_argument("--failure_artifacts_mb", type=float, default=20.0,
+                   help="MB of a failed case's scratch directory (its checkpoints) kept in the outputs")
+    p.add_argument("--tee_rank", default=env.get("DSD_TEE_RANK", ""), metavar="RANKS",
+                   help="ranks (e.g. 1 or 0,1) whose output is copied live to this output, like torchrun's "
+                   "--tee with --local-ranks-filter; default $DSD_TEE_RANK")
+    p.add_argument("--debug_rank", type=int, default=int(env.get("DSD_DEBUG_RANK", "-1") or -1), metavar="RANK",
+                   help="this rank stops in pdb at the first line of each case (on this terminal, else on a "
+                   "local port it names); lifts every time limit; default $DSD_DEBUG_RANK")
+    p.add_argument("--coverage", action="store_true", default=env.get("DSD_COVERAGE") == "1",
+                   help="measure torch.distributed.checkpoint with coverage.py in every rank, data files "
+                   "into <output_dir>/coverage/ (tools/dcp_coverage.py); default $DSD_COVERAGE=1")
     p.add_argument("--list", action="store_true", help="print this shard's case ids and exit")
     args = p.parse_args(argv)
+    try:
+        args.tee_ranks = sorted({int(r) for r in args.tee_rank.replace(" ", "").split(",") if r})
+    except ValueError:
+        p.error(f"--tee_rank takes rank numbers, e.g. 1 or 0,1; got {args.tee_rank!r}")
+    if args.debug_rank >= 0:
+        # A rank sitting in a debugger must not be taken for a hang.
+        for field in dataclasses.fields(launch_lib.Limits):
+            if field.name != "startup_timeout":
+                setattr(args, field.name, _NO_LIMIT)
+        args.pg_timeout = args.timeout = _NO_LIMIT
+        args.tee_ranks = sorted(set(args.tee_ranks) | {args.debug_rank})
     try:
         args.phase_list = phases_of(args.phases, args.world_size)
         args.envs = environments(args.env)
@@ -134,11 +164,21 @@ class Report:
             print(item, flush=True)
 
     def warn(self, message):
+        """Also into Bazel's test.warnings (TEST_WARNINGS_OUTPUT_FILE, listed in the build event
+        protocol; tools/xml_summary.py prints them)."""
         self.warnings.append(message)
         self.log("warning: " + message)
         if os.environ.get("TEST_WARNINGS_OUTPUT_FILE"):
             with open(os.environ["TEST_WARNINGS_OUTPUT_FILE"], "a") as f:
                 f.write(message + "\n")
+
+    def infrastructure_failure(self, message):
+        """A problem of the machine, not of the code under test (Bazel's
+        TEST_INFRASTRUCTURE_FAILURE_FILE); the target still fails."""
+        self.log("infrastructure failure: " + message)
+        if os.environ.get("TEST_INFRASTRUCTURE_FAILURE_FILE"):
+            with open(os.environ["TEST_INFRASTRUCTURE_FAILURE_FILE"], "a") as f:
+                f.write(f"dsd launcher: {message}\n")
 
     def finish(self, results, properties, notes=()):
         elapsed = time.monotonic() - self.started
@@ -189,25 +229,48 @@ def main(argv=None):
     base_tmp = os.environ.get("TEST_TMPDIR") or tempfile.mkdtemp(prefix="dsd-")
     output_dir = args.output_dir or os.path.join(base_tmp, "outputs")
     os.makedirs(output_dir, exist_ok=True)
+    for stale in os.listdir(output_dir):  # an earlier run's (bazel run reuses test.outputs/)
+        if re.fullmatch(r"attempt\d+|phase\d+|failures|coverage", stale):
+            shutil.rmtree(os.path.join(output_dir, stale), ignore_errors=True)
     sizes = args.world_sizes
-    bazel_timeout = float(os.environ.get("TEST_TIMEOUT", "0") or 0)
+    # `bazel run` sets TEST_TIMEOUT too but enforces nothing: a debugging session is not cut short.
+    bazel_timeout = 0 if os.environ.get("BUILD_WORKSPACE_DIRECTORY") else float(os.environ.get("TEST_TIMEOUT", "0") or 0)
     deadline = ((time.time() + bazel_timeout - 20, f"Bazel's TEST_TIMEOUT of {bazel_timeout:.0f}s minus 20s")
-                if bazel_timeout > 40 else (time.time() + args.timeout, f"--timeout={args.timeout:.0f}"))
+                if bazel_timeout > 40 and args.debug_rank < 0
+                else (time.time() + args.timeout, f"--timeout={args.timeout:.0f}"))
     properties = {"test_module": args.test_module,
                   "world_sizes": " -> ".join(map(str, sizes)), "shard": f"{shard_index + 1}/{total_shards}",
                   "environments": " -> ".join(env or "(this interpreter)" for _, env in args.phase_list)}
+    if args.test_filter:
+        properties["test_filter"] = args.test_filter
     try:
         gpus = gpu_slots.visible_gpus()
         device, why = gpu_slots.choose_device(args.device, max(sizes), gpus, gpu_slots.torch_has_cuda())
     except gpu_slots.DeviceError as e:
+        report.infrastructure_failure(str(e))
         return report.finish([Result("launcher.device", Status.ERROR, str(e), kind=LAUNCHER)], properties)
     properties["device"] = device
+    properties["device.why"] = os.environ.get("DSD_DEVICE_WHY") or why
     if device == "cpu" and args.device == "auto":
         report.warn(f"{why} (--config=gpu makes too few GPUs a failure)")
+    elif device == "cpu" and os.environ.get("DSD_DEVICE_WHY"):
+        # Bazel chose CPU ranks at analysis time for lack of GPUs or of a CUDA torch (testing/defs.bzl).
+        report.warn(f"ranks ran on CPU with gloo, not CUDA ({os.environ['DSD_DEVICE_WHY']}); "
+                    "--config=gpu requires CUDA, --config=cpu silences this")
     report.log(f"{args.test_module}: world size{'s' if len(sizes) > 1 else ''} {properties['world_sizes']}, "
                f"device {device} ({why}), shard {properties['shard']}"
                + (f", filter {args.test_filter!r}" if args.test_filter else ""))
     report.log(f"per-rank logs: {_logs_location(output_dir, shard_index, total_shards)}")
+    if args.debug_rank >= 0:
+        if args.debug_rank >= max(sizes):
+            return report.finish([Result("launcher.debug_rank", Status.ERROR, f"--debug_rank={args.debug_rank} "
+                                         f"but the largest world size is {max(sizes)}", kind=LAUNCHER)], properties)
+        report.log(f"debugging rank {args.debug_rank} (DSD_DEBUG_RANK): it stops in pdb at the start of each case; "
+                   "every time limit is lifted")
+    coverage_dir = os.path.join(output_dir, "coverage") if args.coverage else ""
+    if coverage_dir:
+        properties["coverage"] = "torch.distributed.checkpoint"
+        report.log(f"coverage of torch.distributed.checkpoint: data files in {coverage_dir}")
 
     def interrupt(signum, frame):
         raise launch_lib.Interrupted()
@@ -222,6 +285,7 @@ def main(argv=None):
             wait = min(args.gpu_lock_timeout, deadline[0] - time.time())
             slots = gpu_slots.GpuSlots(gpus, max(sizes), args.gpu_lock_dir, wait).__enter__()
             extra_env["CUDA_VISIBLE_DEVICES"] = ",".join(slots.acquired)
+            properties["gpus"] = extra_env["CUDA_VISIBLE_DEVICES"]
             report.log(f"GPU slots: {slots.acquired} (locked in {args.gpu_lock_dir})")
         for index, (ws, env) in enumerate(args.phase_list):
             if len(sizes) > 1:
@@ -229,15 +293,18 @@ def main(argv=None):
             python = args.envs[env][0] if env else sys.executable
             bad_env = check_environment(env, python, args.envs[env][1]) if env else None
             spec = launch_lib.spec_for(args, device, os.path.join(base_tmp, "scratch"), index, sizes,
-                                       shard_index, total_shards)
+                                       shard_index, total_shards, coverage_dir)
             phase = launch_lib.Phase(spec, ws, os.path.join(output_dir, f"phase{index}") if len(sizes) > 1
-                                     else output_dir, python, limits, deadline, extra_env, report.log)
+                                     else output_dir, python, limits, deadline, extra_env, report.log,
+                                     outputs_root=output_dir, artifacts_limit=int(args.failure_artifacts_mb * 2**20),
+                                     tee_ranks=args.tee_ranks, pipe_dir=os.path.join(base_tmp, "nccl_pipes"))
             phases.append(phase)
             if bad_env:
                 phase.add(bad_env)
                 break
             phase.run()
     except gpu_slots.DeviceError as e:
+        report.infrastructure_failure(str(e))
         return report.finish([Result("launcher.device", Status.ERROR, str(e), kind=LAUNCHER)], properties)
     except launch_lib.Interrupted:
         interrupted = True
@@ -259,6 +326,7 @@ def main(argv=None):
                               f"interrupted before phase {len(phases)} (world size {sizes[len(phases)]})", kind=LAUNCHER))
     torch = next((p.torch for p in phases if p.torch), {})
     properties.update({f"torch.{k}": v for k, v in torch.items() if v})
+    properties["launches"] = " -> ".join(str(len(p.launches)) for p in phases)
     for note in notes:
         report.log(note)
     rc = report.finish(results, properties, notes)

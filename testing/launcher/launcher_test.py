@@ -7,19 +7,28 @@ of the launch survives it.
 """
 
 import concurrent.futures
+import glob
 import json
 import os
+import re
 import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
 import uuid
 import xml.etree.ElementTree as ET
+from unittest import mock
 
 from absl.testing import absltest
 from absl.testing import parameterized
 
+from testing.launcher import gpu_slots
+from testing.launcher import launch as launch_lib
+from testing.launcher import launcher
 from testing.launcher import processes
+from testing.launcher.protocol import LaunchSpec
 from testing.launcher.protocol import Status
 from third_party.envs import probe
 
@@ -57,7 +66,9 @@ class Run:
         self.proc = None
 
     def start(self):
-        self.proc = subprocess.Popen(self.cmd, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        # stdin never a terminal: a --debug_rank rank would otherwise wait on it
+        self.proc = subprocess.Popen(self.cmd, env=self.env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                     stderr=subprocess.STDOUT, text=True)
         return self
 
     def wait(self, timeout=300):
@@ -108,8 +119,9 @@ class PassingModuleTest(parameterized.TestCase):
         self.assertEqual((suite.get("tests"), suite.get("failures"), suite.get("errors"), suite.get("skipped")),
                          ("5", "0", "0", "1"))
         props = {p.get("name"): p.get("value") for p in suite.iter("property")}
-        self.assertEqual((props["device"], props["world_sizes"]), ("cpu", str(world_size)))
-        self.assertIn("torch.version", props)
+        self.assertEqual((props["device"], props["world_sizes"], props["launches"]), ("cpu", str(world_size), "1"))
+        for name in ("torch.version", "torch.git_version", "torch.python", "environments", "device.why", "shard"):
+            self.assertTrue(props.get(name), name)
         self.assertEqual(sorted(os.listdir(run.outputs)), ["attempt0"], "one launch for the whole module")
         for rank in range(world_size):
             self.assertTrue(os.path.exists(os.path.join(run.outputs, "attempt0", f"rank{rank}.log")))
@@ -119,12 +131,6 @@ class PassingModuleTest(parameterized.TestCase):
 
 class FaultsInCasesTest(absltest.TestCase):
     """A case that fails on one rank, crashes or hangs fails alone; the next case runs."""
-
-    def run_mode(self, mode, *flags):
-        run = Run(self, "failing_cases", env={"DSD_FIXTURE_MODES": mode}, flags=flags).run()
-        self.assertEqual(run.returncode, 1, run.output)
-        run.assert_no_leftovers()
-        return run.results()
 
     def test_assertion_on_one_rank_fails_the_case_everywhere(self):
         start = time.monotonic()
@@ -152,6 +158,17 @@ class FaultsInCasesTest(absltest.TestCase):
         self.assertIn("timed out after 8s (--case_timeout)", message)
         self.assertIn("in all_reduce", text, "faulthandler stacks of the hung rank")
         self.assertEqual(results["FailureModesTest.test_f_after_hang"][0], Status.PASSED)
+        # The hung rank's log slice runs to the end of its log: the stacks dumped before the kill.
+        self.assertIn("failures/FailureModesTest.test_e_rank_skips_collective/", text)
+        self.assertIn("in all_reduce", read(self.outputs, "failures", "FailureModesTest.test_e_rank_skips_collective",
+                                            "rank0.log"))
+
+    def run_mode(self, mode, *flags):
+        run = Run(self, "failing_cases", env={"DSD_FIXTURE_MODES": mode}, flags=flags).run()
+        self.assertEqual(run.returncode, 1, run.output)
+        run.assert_no_leftovers()
+        self.outputs = run.outputs
+        return run.results()
 
 
 # fault -> (the failing entry, the words its message must contain, status of each case)
@@ -198,6 +215,165 @@ class FaultsOutsideCasesTest(parameterized.TestCase):
         run = Run(self, "fault_cases", flags=SHORT_LIMITS).run()
         self.assertEqual(run.returncode, 0, run.output)
         self.assertEqual(run.statuses(), {c: Status.PASSED for c in FAULT_CASES})
+
+
+def read(*path):
+    with open(os.path.join(*path), errors="replace") as f:
+        return f.read()
+
+
+def tree_size(path):
+    return sum(os.path.getsize(os.path.join(root, n)) for root, _, names in os.walk(path) for n in names)
+
+
+FAILED_CASE = "CheckpointThenFailTest.test_b_saves_then_fails"
+
+
+class FailureArtifactsTest(absltest.TestCase):
+    """A failed case leaves what a maintainer needs in the outputs (Bazel's outputs.zip): its
+    checkpoint and what each rank logged during it; passing cases leave nothing."""
+
+    def test_a_failed_case_keeps_its_checkpoint_and_rank_log_slices(self):
+        run = Run(self, "checkpoint_failure_cases", flags=["--tee_rank=1"]).run()
+        self.assertEqual(run.returncode, 1, run.output)
+        self.assertEqual(run.statuses(), {"CheckpointThenFailTest.test_a_passes": Status.PASSED,
+                                          FAILED_CASE: Status.FAILED, "CheckpointThenFailTest.test_c_passes": Status.PASSED})
+        self.assertEqual(os.listdir(os.path.join(run.outputs, "failures")), [FAILED_CASE], "passing cases leave nothing")
+        dest = os.path.join(run.outputs, "failures", FAILED_CASE)
+        self.assertEqual(sorted(os.listdir(dest)), ["checkpoint", "rank0.log", "rank1.log", "result.txt"])
+        self.assertIn(f"failures/{FAILED_CASE}/", run.results()[FAILED_CASE][2], "the XML entry names them")
+        self.assertIn("deliberate failure after saving a checkpoint", read(dest, "result.txt"))
+        for rank in (0, 1):
+            log = read(dest, f"rank{rank}.log")
+            self.assertIn(f"rank {rank}: saving a checkpoint", log)
+            self.assertIn(f"rank {rank}: saved, now failing", log)
+            self.assertNotIn("marker of test_", log, "only the lines of the failed case")
+        # The checkpoint is complete: torch reads back what every rank saved.
+        from torch.distributed.checkpoint.format_utils import dcp_to_torch_save
+        import torch
+
+        saved = os.path.join(self.create_tempdir().full_path, "saved.pt")
+        dcp_to_torch_save(os.path.join(dest, "checkpoint", "checkpoint"), saved)
+        state = torch.load(saved)
+        self.assertEqual(sorted(state), ["rank0", "rank1", "weight"])
+        self.assertEqual(state["rank1"].tolist(), [1.0] * 4)
+        # --tee_rank=1: rank 1's output, live and labelled, and no other rank's.
+        self.assertIn("[rank1] marker of test_a_passes on rank 1", run.output)
+        self.assertIn("[rank1] rank 1: saved, now failing", run.output)
+        self.assertNotIn("[rank0]", run.output)
+        run.assert_no_leftovers()
+
+    def test_the_checkpoint_kept_is_capped_and_a_note_says_what_was_left_out(self):
+        run = Run(self, "checkpoint_failure_cases", env={"DSD_FIXTURE_BLOB_BYTES": str(600 * 1024)},
+                  flags=["--failure_artifacts_mb=1", f"--test_filter={FAILED_CASE}"]).run()
+        self.assertEqual(run.returncode, 1, run.output)
+        dest = os.path.join(run.outputs, "failures", FAILED_CASE)
+        self.assertLessEqual(tree_size(os.path.join(dest, "checkpoint")), 2**20)
+        self.assertTrue(os.path.exists(os.path.join(dest, "checkpoint", "checkpoint", ".metadata")), "small files first")
+        note = read(dest, "NOTE.txt")
+        self.assertIn("1 file(s) left out", note)
+        self.assertRegex(note, r"blobs/blob[01]\.bin  614400 bytes")
+
+    def test_coverage_of_the_checkpoint_code_per_rank(self):
+        run = Run(self, "checkpoint_failure_cases", flags=["--coverage", f"--test_filter={FAILED_CASE}"]).run()
+        self.assertEqual(run.returncode, 1, run.output)
+        import coverage
+        import torch
+
+        files = sorted(glob.glob(os.path.join(run.outputs, "coverage", "coverage.*")))
+        self.assertEqual([re.sub(r"\.\d+\.[0-9a-f]+$", "", os.path.basename(f)) for f in files],
+                         [f"coverage.torch-{torch.__version__}.rank{r}" for r in (0, 1)])
+        for path in files:
+            data = coverage.CoverageData(path)
+            data.read()
+            measured = data.measured_files()
+            self.assertTrue(measured)
+            self.assertEqual([f for f in measured if "/torch/distributed/checkpoint/" not in f], [],
+                             "only torch.distributed.checkpoint is measured")
+            saver = [f for f in measured if f.endswith("/torch/distributed/checkpoint/state_dict_saver.py")]
+            self.assertTrue(saver and data.lines(saver[0]), "dcp.save ran under coverage")
+
+
+class FlightRecorderTest(absltest.TestCase):
+    """The launcher's half of NCCL's flight recorder on CUDA; torch's half (the watchdog reading
+    its pipe, the dump) needs a GPU and is not verified here: a stand-in plays it."""
+
+    def test_a_cuda_launch_arms_it_and_asks_stuck_ranks_for_a_dump(self):
+        tmp = self.create_tempdir().full_path
+        spec = LaunchSpec(test_module="m", device="cuda", attempt_dir="", scratch_dir=os.path.join(tmp, "scratch"))
+        phase = launch_lib.Phase(spec, 2, os.path.join(tmp, "out"), sys.executable, launch_lib.Limits(), None, {},
+                                 print, pipe_dir=os.path.join(tmp, "pipes"))
+        launch = launch_lib.Launch(phase, 0, [])
+        unset = {k: v for k, v in os.environ.items() if not k.startswith(("TORCH_NCCL_", "TORCH_FR_"))}
+        with mock.patch.dict(os.environ, unset, clear=True):
+            env = launch.nccl_env()
+        self.assertEqual((env["TORCH_NCCL_TRACE_BUFFER_SIZE"], env["TORCH_NCCL_DUMP_ON_TIMEOUT"]), ("2000", "1"))
+        dump = env["TORCH_NCCL_DEBUG_INFO_TEMP_FILE"]
+        self.assertEqual(dump, os.path.join(launch.dir, "nccl_flight_recorder", "rank_"), "in the outputs")
+        self.assertFalse(env["TORCH_NCCL_DEBUG_INFO_PIPE_FILE"].startswith(os.path.join(tmp, "out")),
+                         "FIFOs stay out of the outputs")
+        pipe = env["TORCH_NCCL_DEBUG_INFO_PIPE_FILE"] + "1.pipe"  # torch: <prefix><global rank>.pipe
+        os.mkfifo(pipe)
+        fd = os.open(pipe, os.O_RDONLY | os.O_NONBLOCK)
+        self.addCleanup(os.close, fd)
+        asked = []
+
+        def watchdog():  # rank 1's NCCL watchdog: a read on its pipe makes it dump
+            while not asked:
+                try:
+                    data = os.read(fd, 128)
+                except BlockingIOError:
+                    data = b""
+                if data:
+                    asked.append(data)
+                else:
+                    time.sleep(0.05)
+            with open(dump + "1", "w") as f:
+                f.write("flight recorder entries of rank 1")
+
+        threading.Thread(target=watchdog, daemon=True).start()
+        started = time.monotonic()
+        launch.dump_flight_recorder([0, 1])  # rank 0 has no pipe (NCCL not initialised): not waited for
+        self.assertEqual(asked, [b"1\n"])
+        self.assertTrue(os.path.exists(dump + "1"))
+        self.assertLess(time.monotonic() - started, 5)
+
+
+class DebugRankTest(absltest.TestCase):
+
+    def test_the_debugged_rank_waits_in_pdb_at_the_start_of_the_case(self):
+        run = Run(self, "sample_cases", env={"DSD_DEBUG_RANK": "1"},
+                  flags=["--test_filter=CollectivesTest.test_all_reduce"]).start()
+        port = None
+        for line in run.proc.stdout:
+            m = re.search(r"rank 1 waits for a debugger: nc 127.0.0.1 (\d+)", line)
+            if m:
+                port = int(m.group(1))
+                break
+        self.assertIsNotNone(port, "rank 1 announces its debugger (teed from its log)")
+        with socket.create_connection(("127.0.0.1", port), timeout=60) as conn:
+
+            def command(line=None):
+                if line:
+                    conn.sendall(line.encode() + b"\n")
+                text = b""
+                while not text.endswith(b"(Pdb) "):
+                    chunk = conn.recv(4096)
+                    if not chunk:
+                        break
+                    text += chunk
+                return text.decode()
+
+            where = command()
+            self.assertIn("sample_cases.py(13)test_all_reduce()", where, "stopped in the case's own code")
+            self.assertIn("-> t = torch.tensor([float(self.rank + 1)]", where)
+            self.assertEqual(command("p self.rank"), "1\n(Pdb) ")
+            time.sleep(3)  # the other rank waits in its collective meanwhile; nothing times it out
+            conn.sendall(b"c\n")
+        run.wait()
+        self.assertEqual(run.returncode, 0, run.output)
+        self.assertEqual(run.statuses(), {"CollectivesTest.test_all_reduce": Status.PASSED})
+        run.assert_no_leftovers()
 
 
 class VerdictRulesTest(absltest.TestCase):
@@ -294,6 +470,42 @@ class BazelProtocolTest(absltest.TestCase):
         self.assertEqual(run.returncode, 0, run.output)
         with open(run.warnings) as f:
             self.assertIn("ranks run on CPU", f.read())
+
+    def test_cpu_ranks_chosen_by_bazel_for_lack_of_gpus_warn_and_requested_ones_do_not(self):
+        why = "auto: ./bazelw saw 0 GPU(s), 2 needed"
+        run = Run(self, "sample_cases", env={"DSD_DEVICE": "cpu", "DSD_DEVICE_WHY": why},
+                  flags=["--test_filter=CollectivesTest.test_all_reduce"]).run()
+        self.assertEqual(run.returncode, 0, run.output)
+        self.assertIn(f"ranks ran on CPU with gloo, not CUDA ({why})", read(run.warnings))
+        run = Run(self, "sample_cases", flags=["--test_filter=CollectivesTest.test_all_reduce"]).run()
+        self.assertEqual(run.returncode, 0, run.output)
+        self.assertFalse(os.path.exists(run.warnings), "--config=cpu asked for CPU ranks: nothing to warn about")
+
+    def test_no_cuda_when_cuda_is_required_is_an_infrastructure_failure(self):
+        infra = os.path.join(self.create_tempdir().full_path, "test.infrastructure_failure")
+        run = Run(self, "sample_cases", env={"DSD_DEVICE": "cuda", "CUDA_VISIBLE_DEVICES": "",
+                                             "TEST_INFRASTRUCTURE_FAILURE_FILE": infra}).run()
+        self.assertEqual(run.returncode, 1, run.output)
+        status, message, _ = run.results()["launcher.device"]
+        self.assertEqual(status, Status.ERROR)
+        self.assertEqual(read(infra), f"dsd launcher: {message}\n")
+
+    def test_gpu_slots_not_free_in_time_are_an_infrastructure_failure(self):
+        tmp = self.create_tempdir().full_path
+        locks, infra, xml = (os.path.join(tmp, name) for name in ("locks", "infra", "test.xml"))
+        holder = gpu_slots.GpuSlots(["0", "1"], 2, locks, timeout=1).__enter__()  # another target holds both
+        self.addCleanup(holder.close)
+        handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
+        self.addCleanup(lambda: [signal.signal(sig, h) for sig, h in handlers.items()])
+        env = {"CUDA_VISIBLE_DEVICES": "0,1", "TEST_INFRASTRUCTURE_FAILURE_FILE": infra, "TEST_TMPDIR": tmp}
+        with mock.patch.object(gpu_slots, "torch_has_cuda", return_value=True), mock.patch.dict(os.environ, env):
+            rc = launcher.main([f"--test_module={TESTDATA}sample_cases", "--world_size=2", "--device=cuda",
+                                f"--gpu_lock_dir={locks}", "--gpu_lock_timeout=1", f"--xml_output={xml}"])
+        self.assertEqual(rc, 1)
+        self.assertIn("no 2 free GPU slots", read(infra))
+        (case,) = ET.parse(xml).getroot().iter("testcase")
+        self.assertEqual((case.get("name"), case.find("error").get("message")),
+                         ("device", read(infra)[len("dsd launcher: "):].strip()))
 
     def test_eight_parallel_launches_do_not_collide(self):
         runs = [Run(self, "sample_cases", flags=["--test_filter=CollectivesTest.test_all_reduce"]) for _ in range(8)]

@@ -7,18 +7,20 @@ A launch hands its ranks one LaunchSpec (a JSON file). Each rank appends JSON li
 <attempt dir>/rank<R>.jsonl, flushed per record, so a crash loses nothing already written:
 
   {"event": "plan", "cases": [...], "total": N, "matched": M, "pid": P, "torch": {...}}
-  {"event": "start", "unit": U, "kind": K}      K: case | fixture | shutdown
-  {"event": "end", "unit": U, "kind": K, "status": S, "detail": D, "duration": T}
+  {"event": "start", "unit": U, "kind": K, "log": L}      K: case | fixture | shutdown
+  {"event": "end", "unit": U, "kind": K, "status": S, "detail": D, "duration": T, "log": L}
   {"event": "done"}                              after teardown and process-group shutdown
 
 A unit is a test case ("Class.method"), a fixture ("Class.setUpClass", "tearDownModule", ...)
-or the rank's shutdown. S is a Status value.
+or the rank's shutdown. S is a Status value; L the size of the rank's log (rank<R>.log) at that
+moment, so the launcher can cut out what a rank logged during a unit.
 """
 
 import dataclasses
 import enum
 import json
 import os
+import re
 import time
 import xml.etree.ElementTree as ET
 
@@ -59,6 +61,8 @@ class LaunchSpec:
     agree_timeout: float = 3600.0
     phase: int = 0
     phase_world_sizes: list = dataclasses.field(default_factory=list)
+    coverage_dir: str = ""   # ranks measure torch.distributed.checkpoint with coverage.py into it
+    debug_rank: int = -1     # this rank stops in pdb at the start of each case (DSD_DEBUG_RANK)
 
     def write(self, path):
         with open(path, "w") as f:
@@ -68,6 +72,12 @@ class LaunchSpec:
     def read(cls, path):
         with open(path) as f:
             return cls(**json.load(f))
+
+
+def case_dir_name(unit):
+    """A file name for a case or fixture id ("Class.method"): the name of the case's scratch
+    directory (DistributedTestCase.checkpoint_dir()) and of its failure artefacts."""
+    return re.sub(r"[^\w.-]", "_", unit)
 
 
 class RecordWriter:

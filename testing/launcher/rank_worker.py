@@ -10,6 +10,13 @@ ranks agree on its outcome through the rendezvous store (not a collective, which
 may have left unmatched); a unit that did not end cleanly on every rank ends the launch, and
 the launcher starts a fresh one for the cases left. The last record, "done", comes after the
 process group is destroyed.
+
+Debugging and coverage (set by the launcher in the launch spec):
+  debug_rank   (DSD_DEBUG_RANK=N) rank N stops in pdb at the first line of each case: on the
+               terminal when the launcher has one (bazel run, python -m testing.launcher), else
+               it listens on a local port and says where in its log (`nc 127.0.0.1 PORT`)
+  coverage_dir (DSD_COVERAGE=1) each rank measures torch.distributed.checkpoint with coverage.py
+               and saves its data file there after its last record
 """
 
 from testing.launcher import processes
@@ -19,10 +26,13 @@ processes.die_with_parent()  # before the slow imports: a torchrun killed during
 import datetime  # noqa: E402
 import faulthandler  # noqa: E402
 import importlib  # noqa: E402
+import inspect  # noqa: E402
 import itertools  # noqa: E402
 import os  # noqa: E402
+import pdb  # noqa: E402
 import platform  # noqa: E402
 import signal  # noqa: E402
+import socket  # noqa: E402
 import sys  # noqa: E402
 import threading  # noqa: E402
 import time  # noqa: E402
@@ -36,6 +46,9 @@ from testing.launcher.protocol import SHUTDOWN  # noqa: E402
 from testing.launcher.protocol import LaunchSpec  # noqa: E402
 from testing.launcher.protocol import RecordWriter  # noqa: E402
 from testing.launcher.protocol import Status  # noqa: E402
+
+# What coverage.py measures in the ranks (DSD_COVERAGE=1): DCP and DSD (checkpoint/state_dict.py).
+COVERAGE_PACKAGES = ["torch.distributed.checkpoint"]
 
 
 def _exit_with_launcher():
@@ -52,6 +65,13 @@ def _exit_with_launcher():
 
     if launcher_pid:
         threading.Thread(target=watch, name="dsd-launcher-watch", daemon=True).start()
+
+
+def _log_offset():
+    """The size of this rank's log (stdout and stderr), after flushing Python's buffers."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    return os.fstat(1).st_size
 
 
 def _redirect_output(log_path):
@@ -75,8 +95,11 @@ class _CaseResult(unittest.TestResult):
             super().addError(test, err)
 
 
-def run_case(test):
-    """Runs one TestCase; returns (Status, detail)."""
+def run_case(test, debugger=None):
+    """Runs one TestCase (under `debugger`, from the first line of its method); returns (Status, detail)."""
+    if debugger is not None:
+        method = getattr(test, test._testMethodName)
+        setattr(test, test._testMethodName, lambda: debugger.run_case(method))
     result = _CaseResult()
     test.run(result)
     if result.errors:
@@ -120,17 +143,19 @@ def class_cleanups(cls):
 class Rank:
     """Runs units, records them, and agrees on each outcome with the other ranks."""
 
-    def __init__(self, spec, records, store, rank, world_size):
+    def __init__(self, spec, records, store, rank, world_size, debugger=None):
         self.spec, self.records, self.store = spec, records, store
         self.rank, self.world_size = rank, world_size
+        self.debugger = debugger
         self._seq = itertools.count()
 
     def unit(self, unit, kind, fn):
-        self.records.emit("start", unit=unit, kind=kind)
+        self.records.emit("start", unit=unit, kind=kind, log=_log_offset())
         started = time.monotonic()
         status, detail = fn()
-        self.records.emit("end", unit=unit, kind=kind, status=status.value, detail=detail,
-                          duration=time.monotonic() - started)
+        duration = time.monotonic() - started
+        self.records.emit("end", unit=unit, kind=kind, status=status.value, detail=detail, duration=duration,
+                          log=_log_offset())
         return status
 
     def agree(self, unit, status):
@@ -164,7 +189,7 @@ class Rank:
             return self.agree(f"{name}.setUpClass", status) and status is Status.SKIPPED
         keep_going = self.agree(f"{name}.setUpClass", status)
         for test in tests if keep_going else ():
-            status = self.unit(_case_id(test), CASE, lambda: run_case(test))
+            status = self.unit(_case_id(test), CASE, lambda: run_case(test, self.debugger))
             keep_going = self.agree(_case_id(test), status) and not (self.spec.fail_fast and status.failing)
             if not keep_going:
                 break
@@ -175,6 +200,62 @@ class Rank:
 
 def _case_id(test):
     return f"{type(test).__name__}.{test._testMethodName}"
+
+
+def start_coverage(coverage_dir, rank, torch_version):
+    """coverage.py over COVERAGE_PACKAGES, started after `import torch` (which loads none of them;
+    started before it, torch 2.13's and 2.14's import of torch._C crash) and before anything else
+    of torch.distributed, so their module-level code counts. The data file's name carries torch's
+    version, which tools/dcp_coverage.py groups by."""
+    try:
+        import coverage
+    except ImportError as e:
+        raise RuntimeError("DSD_COVERAGE=1 needs coverage.py in the ranks' environment (pinned in the locked "
+                           "environments, third_party/envs/*.lock)") from e
+
+    os.makedirs(coverage_dir, exist_ok=True)
+    cov = coverage.Coverage(data_file=os.path.join(coverage_dir, "coverage"),
+                            data_suffix=f"torch-{torch_version}.rank{rank}.{os.getpid()}.{os.urandom(3).hex()}",
+                            source_pkgs=COVERAGE_PACKAGES)
+    cov.start()
+    return cov
+
+
+class CaseDebugger(pdb.Pdb):
+    """pdb that stops at the first line of a case's own test method (past absl's parameterized
+    wrapper and anything it calls); from there on it is plain pdb."""
+
+    def run_case(self, method):
+        self._target = inspect.unwrap(getattr(method, "__func__", method)).__code__
+        self._arrived = self._entered = False
+        return self.runcall(method)
+
+    def stop_here(self, frame):
+        if not self._arrived:
+            if frame.f_code is not self._target:
+                return False
+            self._arrived = True
+        return super().stop_here(frame)
+
+    def user_call(self, frame, argument_list):
+        if frame.f_code is self._target and not self._entered:
+            self._entered = True  # stop at its first line, not at the call
+            return
+        super().user_call(frame, argument_list)
+
+
+def debugger_for(rank):
+    """A pdb for the debugged rank: on the launcher's terminal if it has one (stdin is inherited
+    through torchrun), else on a local TCP port it announces in its log (`nc 127.0.0.1 PORT`)."""
+    if os.isatty(0):
+        tty = os.ttyname(0)
+        print(f"DSD_DEBUG_RANK: rank {rank} stops in pdb on {tty} at the start of each case", flush=True)
+        return CaseDebugger(stdin=open(tty), stdout=open(tty, "w"))  # noqa: SIM115
+    server = socket.create_server(("127.0.0.1", 0))
+    print(f"DSD_DEBUG_RANK: rank {rank} waits for a debugger: nc 127.0.0.1 {server.getsockname()[1]}", flush=True)
+    conn, _ = server.accept()
+    stream = conn.makefile("rw", buffering=1)
+    return CaseDebugger(stdin=stream, stdout=stream)
 
 
 def torch_build(torch):
@@ -193,6 +274,8 @@ def main(argv):
     records = RecordWriter(os.path.join(spec.attempt_dir, f"rank{rank}.jsonl"))
 
     import torch
+
+    cov = start_coverage(spec.coverage_dir, rank, torch.__version__) if spec.coverage_dir else None
     import torch.distributed as dist
     from absl import flags
 
@@ -219,9 +302,13 @@ def main(argv):
         dist.TCPStore(os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"]), is_master=False,
                       timeout=datetime.timedelta(seconds=spec.agree_timeout)),
     )
-    runner = Rank(spec, records, store, rank, world_size)
+    debugger = debugger_for(rank) if spec.debug_rank == rank else None
+    runner = Rank(spec, records, store, rank, world_size, debugger)
     runner.run(module, cases, todo)
     runner.unit("shutdown", SHUTDOWN, lambda: call_fixture(dist.destroy_process_group))
+    if cov is not None:
+        cov.stop()
+        cov.save()
     records.emit("done")
     sys.stdout.flush()
     sys.stderr.flush()
