@@ -1,6 +1,7 @@
 """Repro: FSDP1 full state dict with cpu_offload on CPU ranks (repro.succeeded() on every rank
 when torch behaves). Usage: torchrun --nproc-per-node=2 this.py [use_orig_params: 1|0]"""
 
+import os
 import sys
 
 import torch
@@ -29,3 +30,8 @@ if dist.get_rank() == 0:
 dist.barrier()
 dist.destroy_process_group()
 repro.succeeded()
+# What this repro pins ends with the line above. On torch 2.14.1 under load, interpreter exit
+# after this sequence intermittently aborts ("terminate called without an active exception",
+# SIGABRT) after every rank succeeded: a separate, unpinned teardown bug (README, Known torch
+# bugs), which must not decide this repro's outcome.
+os._exit(0)
