@@ -190,6 +190,10 @@ FAULTS = {
     "shutdown_crash": ("launcher.shutdown", "rank 1: exit code 7", [OK] * 3),
     "exit_crash": ("launcher.exit", "rank 1: exit code 9", [OK] * 3),
     "exit_hang": ("launcher.exit", "did not exit within 6s (--exit_timeout)", [OK] * 3),
+    "interpreter_abort": ("launcher.exit", "rank 1: signal SIGABRT", [OK] * 3),
+    "interpreter_hang": ("launcher.exit", "did not exit within 6s (--exit_timeout)", [OK] * 3),
+    "interpreter_status": ("launcher.exit", "rank 1: exit code 3", [OK] * 3),
+    "interpreter_thread": ("launcher.exit", "did not exit within 6s (--exit_timeout)", [OK] * 3),
 }
 
 

@@ -39,10 +39,6 @@ class Status(str, enum.Enum):
     def failing(self):
         return self in (Status.FAILED, Status.ERROR)
 
-    @property
-    def executed(self):
-        return self is not Status.SKIPPED
-
 
 @dataclasses.dataclass
 class LaunchSpec:
@@ -128,30 +124,37 @@ def merge_unit(unit, ends, kind=CASE):
     return result
 
 
+def _story(rank, end):
+    return f"--- rank {rank} ({end['status']}) ---\n{end.get('detail', '')}"
+
+
 def _merge(unit, ends):
+    """Every rank ended `unit`: one verdict. A case whose ranks disagree (one passes, another hits
+    the known bug or skips) is a failure, and the detail tells each rank's story."""
     duration = max((e.get("duration", 0.0) for e in ends.values()), default=0.0)
     by_status = {}
     for rank, end in sorted(ends.items()):
         by_status.setdefault(Status(end["status"]), []).append(rank)
+    stories = "\n".join(_story(r, e) for r, e in sorted(ends.items()))
     failing = sorted(r for s, ranks in by_status.items() if s.failing for r in ranks)
     if failing:
         status = Status.FAILED if all(Status(ends[r]["status"]) is Status.FAILED for r in failing) else Status.ERROR
         first = ends[failing[0]]
         message = f"failed on rank(s) {failing}: {headline(first.get('detail')) or first['status']}"
-        detail = "\n".join(f"--- rank {r} ({ends[r]['status']}) ---\n{ends[r].get('detail', '')}" for r in failing)
+        others = "\n".join(_story(r, e) for r, e in sorted(ends.items()) if r not in failing)
+        detail = "\n".join(_story(r, ends[r]) for r in failing) + (
+            f"\n--- the other ranks ---\n{others}" if others else "")
         return Result(unit, status, message, detail, duration)
-    statuses = set(by_status)
-    if statuses == {Status.SKIPPED}:
-        return Result(unit, Status.SKIPPED, ends[min(ends)].get("detail", ""), "", duration)
-    if statuses == {Status.PASSED}:
-        return Result(unit, Status.PASSED, "", "", duration)
-    if statuses == {Status.XFAILED} or statuses == {Status.XFAILED, Status.PASSED}:
-        rank = by_status[Status.XFAILED][0]
-        detail = ends[rank].get("detail", "")
+    if len(by_status) > 1:
+        agreed = {s.value: r for s, r in by_status.items()}
+        return Result(unit, Status.FAILED, f"ranks disagree on the outcome: {agreed}", stories, duration)
+    (status,) = by_status
+    detail = ends[min(ends)].get("detail", "")
+    if status is Status.SKIPPED:
+        return Result(unit, Status.SKIPPED, detail, "", duration)
+    if status is Status.XFAILED:
         return Result(unit, Status.XFAILED, detail.strip().splitlines()[0] if detail.strip() else "", detail, duration)
-    return Result(unit, Status.FAILED, f"ranks disagree on the outcome: { {s.value: r for s, r in by_status.items()} }",
-                  "\n".join(f"rank {r}: {e['status']}: {e.get('detail', '')}" for r, e in sorted(ends.items())),
-                  duration)
+    return Result(unit, Status.PASSED, "", "", duration)
 
 
 def merge_phases(per_phase, world_sizes):

@@ -38,8 +38,21 @@ class MergeUnitTest(absltest.TestCase):
         self.assertEqual((r.status, r.message), (Status.SKIPPED, "needs CUDA: x"))
 
     def test_an_expected_failure_is_its_own_status(self):
-        r = protocol.merge_unit("A.t", {0: end(Status.XFAILED, "known bug: b\nsymptom: s"), 1: PASS})
+        xfail = end(Status.XFAILED, "known bug: b\nsymptom: s")
+        r = protocol.merge_unit("A.t", {0: xfail, 1: xfail})
         self.assertEqual((r.status, r.message), (Status.XFAILED, "known bug: b"))
+
+    def test_the_known_bug_on_one_rank_only_is_a_failure_with_both_stories(self):
+        r = protocol.merge_unit("A.t", {0: end(Status.XFAILED, "known bug: b\nsymptom: s"), 1: PASS})
+        self.assertEqual(r.status, Status.FAILED)
+        self.assertIn("disagree", r.message)
+        self.assertIn("--- rank 0 (xfailed) ---\nknown bug: b", r.detail)
+        self.assertIn("--- rank 1 (passed) ---", r.detail)
+
+    def test_a_failure_on_one_rank_tells_what_the_others_did(self):
+        r = protocol.merge_unit("A.t", {0: end(Status.SKIPPED, "needs CUDA: x"), 1: end(Status.ERROR, "KeyError: 3")})
+        self.assertEqual((r.status, r.message), (Status.ERROR, "failed on rank(s) [1]: KeyError: 3"))
+        self.assertIn("--- the other ranks ---\n--- rank 0 (skipped) ---\nneeds CUDA: x", r.detail)
 
     def test_ranks_disagreeing_on_a_skip_is_a_failure(self):
         r = protocol.merge_unit("A.t", {0: PASS, 1: end(Status.SKIPPED, "only on rank 1")})

@@ -9,7 +9,7 @@ after it runs, so the launcher can tell where a rank crashed or hung. After each
 ranks agree on its outcome through the rendezvous store (not a collective, which a failed case
 may have left unmatched); a unit that did not end cleanly on every rank ends the launch, and
 the launcher starts a fresh one for the cases left. The last record, "done", comes after the
-process group is destroyed.
+process group is destroyed; then the rank exits through normal interpreter teardown.
 
 Debugging and coverage (set by the launcher in the launch spec):
   debug_rank   (DSD_DEBUG_RANK=N) rank N stops in pdb at the first line of each case: on the
@@ -310,14 +310,14 @@ def main(argv):
         cov.stop()
         cov.save()
     records.emit("done")
-    sys.stdout.flush()
-    sys.stderr.flush()
-    # Skip interpreter teardown: the verdict is recorded, and nothing after "done" is watched.
-    os._exit(0)
+    return 0
 
 
 if __name__ == "__main__":
     # Run the importable module, not __main__: code that imports testing.launcher.rank_worker
-    # (fixtures of the launcher's tests) then sees this run's objects.
+    # (fixtures of the launcher's tests) then sees this run's objects. The rank then leaves
+    # through the interpreter's normal teardown (atexit handlers, torch's exit hooks, C++ static
+    # destructors), as a training job does: the launcher bounds it (--exit_timeout) and a crash,
+    # hang or non-zero status there fails the target as launcher.exit.
     from testing.launcher import rank_worker
-    rank_worker.main(sys.argv)
+    sys.exit(rank_worker.main(sys.argv))

@@ -5,11 +5,17 @@ Faults hit the last rank (or every rank where the name says so), at the named mo
   setup_class_crash, teardown_class_raise (every rank), teardown_class_hang,
   teardown_class_crash, class_cleanup_raise, between_crash, between_hang (after
   AFaultsTest.test_a, before the next unit), shutdown_raise, shutdown_hang, shutdown_crash
-  (in destroy_process_group), exit_crash, exit_hang (after the rank's final record).
+  (in destroy_process_group), exit_crash, exit_hang (after the rank's final record),
+  interpreter_abort, interpreter_hang, interpreter_status, interpreter_thread (in interpreter teardown,
+  after the rank returned: an atexit handler aborts like C++'s std::terminate, hangs or exits
+  with status 3; a non-daemon thread the interpreter waits for).
 Without a fault, every case passes: AFaultsTest.test_a, AFaultsTest.test_b, BAfterTest.test_c.
 """
 
+import atexit
 import os
+import signal
+import threading
 import time
 
 import torch
@@ -78,6 +84,21 @@ if FAULT.startswith("exit_"):
                 os._exit(9) if FAULT == "exit_crash" else _hang()
         return emit
     _patch(protocol.RecordWriter, "emit", _emit)
+
+if FAULT.startswith("interpreter_"):
+    # The process group is gone by then: the rank comes from the environment.
+    def _at_exit():
+        if int(os.environ["RANK"]) != int(os.environ["WORLD_SIZE"]) - 1:
+            return
+        if FAULT == "interpreter_abort":
+            os.kill(os.getpid(), signal.SIGABRT)  # what "terminate called without an active exception" does
+        elif FAULT == "interpreter_hang":
+            _hang()
+        elif FAULT == "interpreter_status":
+            os._exit(3)
+    atexit.register(_at_exit)
+    if FAULT == "interpreter_thread" and int(os.environ["RANK"]) == int(os.environ["WORLD_SIZE"]) - 1:
+        threading.Thread(target=_hang, name="left-behind").start()  # not a daemon: exit waits for it
 
 
 class AFaultsTest(DistributedTestCase):
