@@ -65,7 +65,7 @@ def copy_capped(src, dest, limit):
 def save(dest, result, logs, scratch=None, limit=20 * 1024 * 1024):
     """Writes the artefacts of one failed unit into `dest`.
 
-    result: its protocol.Result; logs: {rank: (log path, start offset, end offset or None)};
+    result: its verdict.Result; logs: {rank: (log path, start offset, end offset or None)};
     scratch: the case's scratch directory (None for a fixture); limit: bytes of it to keep.
     """
     os.makedirs(dest, exist_ok=True)

@@ -6,7 +6,7 @@ import os
 from absl.testing import absltest
 
 from testing.launcher import artifacts
-from testing.launcher.protocol import Result
+from testing.launcher.verdict import Result
 from testing.launcher.protocol import Status
 
 

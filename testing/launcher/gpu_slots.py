@@ -1,7 +1,7 @@
-"""Device choice for a launch, and exclusive GPU slots for parallel tests on one host.
+"""The device check of a launch, and exclusive GPU slots for parallel tests on one host.
 
 Nothing here imports torch: a CPU-only run must not pay for CUDA initialisation, and the
-launcher decides before any rank starts.
+launcher checks before any rank starts.
 """
 
 import contextlib
@@ -13,7 +13,7 @@ import os
 import re
 import time
 
-DEVICES = ("auto", "cpu", "cuda")
+DEVICES = ("cpu", "cuda")
 DEFAULT_LOCK_DIR = "/var/tmp/dsd-gpu-slots"  # outside /tmp, which newer Bazel sandboxes make private
 
 
@@ -45,25 +45,21 @@ def visible_gpus(environ=None, dev_dir="/dev"):
     return sorted((n[len("nvidia"):] for n in nodes if re.fullmatch(r"nvidia\d+", n)), key=int)
 
 
-def choose_device(requested, world_size, gpus, has_cuda):
-    """Returns (device, why). `auto` takes CUDA only when every rank can get its own GPU."""
-    if requested not in DEVICES:
-        raise DeviceError(f"unknown device {requested!r}; expected one of {', '.join(DEVICES)}")
-    if requested == "cpu":
-        return "cpu", "requested --device=cpu"
-    enough = has_cuda and len(gpus) >= world_size
-    if requested == "cuda":
-        if not has_cuda:
-            raise DeviceError("--device=cuda but the installed torch has no CUDA support "
-                              "(CPU build); install a CUDA build of the pinned torch")
-        if not enough:
-            raise DeviceError(f"--device=cuda needs {world_size} GPUs for world size {world_size}, "
-                              f"{len(gpus)} visible ({', '.join(gpus) or 'none'})")
-        return "cuda", f"{len(gpus)} GPUs visible"
-    if enough:
-        return "cuda", f"auto: {len(gpus)} GPUs visible, {world_size} needed"
-    why = "torch has no CUDA" if not has_cuda else f"{len(gpus)} GPUs visible, {world_size} needed"
-    return "cpu", f"auto: {why}; ranks run on CPU with gloo"
+def check_device(device, world_size, gpus, has_cuda):
+    """Raises DeviceError unless `device` can serve `world_size` ranks. Which device a target uses
+    is decided in one place, at analysis time (testing/defs.bzl: --config=cpu|gpu, the GPU count
+    ./bazelw found, the environment's torch build); here it is only checked, so a CUDA target
+    without its GPUs fails instead of falling back."""
+    if device not in DEVICES:
+        raise DeviceError(f"unknown device {device!r}; expected one of {', '.join(DEVICES)}")
+    if device != "cuda":
+        return
+    if not has_cuda:
+        raise DeviceError("--device=cuda but the installed torch has no CUDA support "
+                          "(CPU build); install a CUDA build of the pinned torch")
+    if len(gpus) < world_size:
+        raise DeviceError(f"--device=cuda needs {world_size} GPUs for world size {world_size}, "
+                          f"{len(gpus)} visible ({', '.join(gpus) or 'none'})")
 
 
 class GpuSlots(contextlib.AbstractContextManager):

@@ -1,51 +1,50 @@
 """The launcher: the main of every distributed test target (testing/defs.bzl).
 
 Started by Bazel (bazel test / bazel run) or by hand (python -m testing.launcher), it
-  1. chooses the device (CUDA when every rank can have its own GPU, else CPU ranks on gloo;
-     --device / DSD_DEVICE forces it) and, on CUDA, locks that many GPU slots on the host;
+  1. takes the device Bazel chose (DSD_DEVICE: cpu or cuda, testing/defs.bzl; --device by hand)
+     and, on CUDA, locks that many GPU slots on the host (gpu_slots.py);
   2. per phase (one world size, or several for a target that saves at one world size and loads
-     at another), launches the ranks with torchrun until every planned case has a verdict
-     (launch.py: watchdog, relaunch after a crash or hang, attribution);
-  3. decides the target's verdict: it passes only if every planned case passed, was skipped or
-     is an expected failure on every rank, every fixture and every rank's shutdown ended
-     cleanly, and the module planned at least one case;
-  4. writes JUnit XML (XML_OUTPUT_FILE), per-rank logs and each failed case's artefacts
-     (TEST_UNDECLARED_OUTPUTS_DIR), warnings (TEST_WARNINGS_OUTPUT_FILE), infrastructure problems
-     (TEST_INFRASTRUCTURE_FAILURE_FILE: no CUDA or no free GPUs when CUDA is required) and exits
-     non-zero unless the target passed.
-Honours TEST_SHARD_INDEX / TEST_TOTAL_SHARDS / TEST_SHARD_STATUS_FILE, TESTBRIDGE_TEST_ONLY,
-TESTBRIDGE_TEST_RUNNER_FAIL_FAST, TEST_TIMEOUT (not under `bazel run`, which enforces none) and
-TEST_TMPDIR. For debugging: --tee_rank (DSD_TEE_RANK) streams ranks' output live, --debug_rank
-(DSD_DEBUG_RANK) stops one rank in pdb at each case and lifts every time limit, --coverage
-(DSD_COVERAGE=1) measures torch.distributed.checkpoint in every rank (tools/dcp_coverage.py).
+     at another), launches the ranks until every planned case has a verdict (phase.py, launch.py)
+     while it checks the phase's environment against its description;
+  3. decides the target's verdict (verdict.py): it passes only if every planned case passed, was
+     skipped or is an expected failure on every rank, every fixture and every rank's shutdown
+     and exit ended cleanly, and the module planned at least one case;
+  4. writes JUnit XML (XML_OUTPUT_FILE) with where the time went (timing.py), per-rank logs and
+     each failed case's artefacts (TEST_UNDECLARED_OUTPUTS_DIR), warnings
+     (TEST_WARNINGS_OUTPUT_FILE) and infrastructure problems (TEST_INFRASTRUCTURE_FAILURE_FILE),
+     and exits non-zero unless the target passed.
+Honours Bazel's test protocol (bazel_protocol.py). For debugging: --tee_rank (DSD_TEE_RANK)
+streams ranks' output live, --debug_rank (DSD_DEBUG_RANK) stops one rank in pdb at each case and
+lifts every time limit, --coverage (DSD_COVERAGE=1) measures torch.distributed.checkpoint in
+every rank (tools/dcp_coverage.py).
 """
 
 import argparse
 import dataclasses
-import importlib
 import os
-import re
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 
+from testing.launcher import bazel_protocol
 from testing.launcher import gpu_slots
-from testing.launcher import launch as launch_lib
-from testing.launcher import plan as plan_lib
+from testing.launcher import starters
+from testing.launcher import timing
+from testing.launcher import watchdog
+from testing.launcher.launch import Interrupted
+from testing.launcher.launch import LaunchConfig
+from testing.launcher.phase import Phase
 from testing.launcher.protocol import LAUNCHER
-from testing.launcher.protocol import Result
+from testing.launcher.protocol import LaunchSpec
 from testing.launcher.protocol import Status
-from testing.launcher.protocol import counts
-from testing.launcher.protocol import merge_phases
-from testing.launcher.protocol import write_junit
+from testing.launcher.report import Report
+from testing.launcher.verdict import Result
+from testing.launcher.verdict import merge_phases
+from testing.launcher.verdict import target_checks
 from third_party.envs import probe
 
 _NO_LIMIT = 7 * 24 * 3600.0
-_MARK = {Status.PASSED: "  OK  ", Status.FAILED: " FAIL ", Status.ERROR: "ERROR ", Status.SKIPPED: " SKIP ",
-         Status.XFAILED: "XFAIL "}
 
 
 def phases_of(phases, world_size):
@@ -73,7 +72,7 @@ def environments(values):
     return envs
 
 
-def parse_args(argv):
+def build_parser():
     env = os.environ
     p = argparse.ArgumentParser(prog="python -m testing.launcher", description=__doc__.split("\n\n")[0])
     p.add_argument("--test_module", required=True, help="module holding the cases, e.g. dsd.fsdp_optim_state_test")
@@ -83,14 +82,17 @@ def parse_args(argv):
                    "2@torch2_13,2@torch2_14 saves with one torch and loads with another (cases read self.phase)")
     p.add_argument("--env", action="append", default=[], metavar="NAME=PYTHON:ENV_INFO",
                    help="interpreter and recorded description of an environment named in --phases")
-    p.add_argument("--device", default=env.get("DSD_DEVICE") or "auto", choices=gpu_slots.DEVICES,
-                   help="where ranks run; default $DSD_DEVICE (set by --config=cpu|gpu), else auto")
+    p.add_argument("--device", default=env.get("DSD_DEVICE") or "cpu", choices=gpu_slots.DEVICES,
+                   help="where ranks run: $DSD_DEVICE, which Bazel sets (--config=cpu|gpu, testing/defs.bzl); "
+                   "cpu by hand unless given")
+    p.add_argument("--rank_starter", default=env.get("DSD_RANK_STARTER") or "auto", choices=starters.STARTERS,
+                   help="how ranks start (starters.py): auto is fork on CPU ranks, torchrun on CUDA")
     p.add_argument("--test_filter", default=env.get("TESTBRIDGE_TEST_ONLY", ""),
                    help="case ids, substrings or globs, ',' separated; '-pattern' excludes")
     p.add_argument("--fail_fast", action="store_true", default=env.get("TESTBRIDGE_TEST_RUNNER_FAIL_FAST") == "1",
                    help="stop after the first failing case (bazel test --test_runner_fail_fast)")
-    defaults = launch_lib.Limits()
-    for field in dataclasses.fields(launch_lib.Limits):
+    defaults = watchdog.Limits()
+    for field in dataclasses.fields(watchdog.Limits):
         p.add_argument(f"--{field.name}", type=float, default=getattr(defaults, field.name), metavar="SECONDS")
     p.add_argument("--pg_timeout", type=float, default=300.0, help="process-group collective timeout")
     p.add_argument("--timeout", type=float, default=3600.0,
@@ -112,233 +114,231 @@ def parse_args(argv):
                    help="measure torch.distributed.checkpoint with coverage.py in every rank, data files "
                    "into <output_dir>/coverage/ (tools/dcp_coverage.py); default $DSD_COVERAGE=1")
     p.add_argument("--list", action="store_true", help="print this shard's case ids and exit")
+    return p
+
+
+def parse_args(argv):
+    p = build_parser()
     args = p.parse_args(argv)
     try:
         args.tee_ranks = sorted({int(r) for r in args.tee_rank.replace(" ", "").split(",") if r})
-    except ValueError:
-        p.error(f"--tee_rank takes rank numbers, e.g. 1 or 0,1; got {args.tee_rank!r}")
+        args.phase_list = phases_of(args.phases, args.world_size)
+        args.envs = environments(args.env)
+    except (ValueError, argparse.ArgumentTypeError) as e:
+        p.error(f"--tee_rank takes rank numbers, e.g. 1 or 0,1; got {args.tee_rank!r}"
+                if isinstance(e, ValueError) else str(e))
     if args.debug_rank >= 0:
         # A rank sitting in a debugger must not be taken for a hang.
-        for field in dataclasses.fields(launch_lib.Limits):
+        for field in dataclasses.fields(watchdog.Limits):
             if field.name != "startup_timeout":
                 setattr(args, field.name, _NO_LIMIT)
         args.pg_timeout = args.timeout = _NO_LIMIT
         args.tee_ranks = sorted(set(args.tee_ranks) | {args.debug_rank})
-    try:
-        args.phase_list = phases_of(args.phases, args.world_size)
-        args.envs = environments(args.env)
-    except argparse.ArgumentTypeError as e:
-        p.error(str(e))
     unknown = sorted({env for _, env in args.phase_list if env and env not in args.envs})
     if unknown:
         p.error(f"--phases names environment(s) {unknown} without --env")
     args.world_sizes = [ws for ws, _ in args.phase_list]
+    # coverage.py must see torch.distributed.checkpoint imported: forked ranks inherit it imported.
+    args.starter = starters.choose("spawn" if args.coverage and args.rank_starter == "auto" else args.rank_starter,
+                                   args.device)
     return args
 
 
-def check_environment(name, python, info):
-    """A launcher.environment Result if the environment is not what its env_info.json records."""
-    proc = subprocess.run([python, probe.__file__, "--check", info], capture_output=True, text=True)
-    if proc.returncode == 0:
-        return None
-    why = (proc.stdout.strip() or proc.stderr.strip() or f"exit code {proc.returncode}").splitlines()[-1]
-    return Result("launcher.environment", Status.ERROR, f"environment {name}: {why}", proc.stdout + proc.stderr,
-                  kind=LAUNCHER)
+class EnvironmentCheck:
+    """Checks, beside the phase's launches, that an environment is what its env_info.json records
+    (third_party/envs/probe.py, run by the environment's own interpreter)."""
+
+    def __init__(self, name, python, info):
+        self.name, self.started = name, time.time()
+        self.proc = subprocess.Popen([python, probe.__file__, "--check", info], stdout=subprocess.PIPE,
+                                     stderr=subprocess.STDOUT, text=True)
+
+    def result(self):
+        """(a launcher.environment Result or None, seconds it took)."""
+        output, _ = self.proc.communicate()
+        self.ended = time.time()
+        if self.proc.returncode == 0:
+            return None
+        why = (output.strip() or f"exit code {self.proc.returncode}").splitlines()[-1]
+        return Result("launcher.environment", Status.ERROR, f"environment {self.name}: {why}", output, kind=LAUNCHER)
 
 
-class Report:
-    """What the target says: one line per result as it becomes known, warnings, the XML."""
+@dataclasses.dataclass
+class Target:
+    """One run of the target: its arguments, Bazel's test protocol and what it produced."""
 
-    def __init__(self, args, suite):
-        self.args, self.suite = args, suite
-        self.warnings = []
-        self.started = time.monotonic()
-
-    def log(self, item):
-        if isinstance(item, Result):
-            print(f"[{_MARK[item.status]}] {item.id} ({item.duration:.2f}s)"
-                  + (f"  {item.message}" if item.message else ""), flush=True)
-            if item.status.failing and item.detail:
-                print(item.detail, flush=True)
-        else:
-            print(item, flush=True)
-
-    def warn(self, message):
-        """Also into Bazel's test.warnings (TEST_WARNINGS_OUTPUT_FILE, listed in the build event
-        protocol; tools/xml_summary.py prints them)."""
-        self.warnings.append(message)
-        self.log("warning: " + message)
-        if os.environ.get("TEST_WARNINGS_OUTPUT_FILE"):
-            with open(os.environ["TEST_WARNINGS_OUTPUT_FILE"], "a") as f:
-                f.write(message + "\n")
-
-    def infrastructure_failure(self, message):
-        """A problem of the machine, not of the code under test (Bazel's
-        TEST_INFRASTRUCTURE_FAILURE_FILE); the target still fails."""
-        self.log("infrastructure failure: " + message)
-        if os.environ.get("TEST_INFRASTRUCTURE_FAILURE_FILE"):
-            with open(os.environ["TEST_INFRASTRUCTURE_FAILURE_FILE"], "a") as f:
-                f.write(f"dsd launcher: {message}\n")
-
-    def finish(self, results, properties, notes=()):
-        elapsed = time.monotonic() - self.started
-        if self.args.xml_output:
-            write_junit(self.args.xml_output, self.suite, results, elapsed, properties, "\n".join(notes))
-        c = counts(results)
-        print(f"{self.suite}: {c[Status.PASSED]} passed, {c[Status.FAILED]} failed, {c[Status.ERROR]} errors, "
-              f"{c[Status.SKIPPED]} skipped, {c[Status.XFAILED]} expected failures (known torch bugs) "
-              f"in {elapsed:.1f}s", flush=True)
-        return 1 if c[Status.FAILED] or c[Status.ERROR] else 0
+    args: argparse.Namespace
+    bazel: bazel_protocol.TestProtocol
+    report: Report
+    properties: dict
+    device: str = "cpu"
+    extra_env: dict = dataclasses.field(default_factory=dict)
+    phases: list = dataclasses.field(default_factory=list)
+    environment_checks: list = dataclasses.field(default_factory=list)
+    interrupted: bool = False
 
 
-def verdict_checks(test_module, test_filter, phase, shard_index, total_shards):
-    """Launcher-level results: a module without cases and a filter matching nothing fail; an
-    empty shard passes and says so (returned as a note)."""
-    if phase.plan is None:
-        return [], []
-    if phase.total == 0:
-        return [Result("launcher.plan", Status.ERROR, f"{test_module} defines no test case", kind=LAUNCHER)], []
-    if phase.matched == 0:
-        return [Result("launcher.test_filter", Status.ERROR,
-                       f"--test_filter={test_filter!r} matched none of the {phase.total} cases of {test_module}",
-                       kind=LAUNCHER)], []
-    if not phase.plan:
-        return [], [f"shard {shard_index + 1} of {total_shards} has no case: {phase.matched} case(s) over "
-                    f"{total_shards} shards"]
-    return [], []
+def spec_for(target, index):
+    args = target.args
+    return LaunchSpec(test_module=args.test_module, device=target.device, attempt_dir="",
+                      scratch_dir=os.path.join(target.bazel.tmpdir, "scratch"), test_filter=args.test_filter,
+                      shard_index=target.bazel.shard_index, total_shards=target.bazel.total_shards,
+                      fail_fast=args.fail_fast, pg_timeout=args.pg_timeout, phase=index,
+                      phase_world_sizes=list(args.world_sizes), coverage_dir=target.bazel.coverage_dir,
+                      debug_rank=args.debug_rank, agree_timeout=max(LaunchSpec.agree_timeout, args.pg_timeout))
 
 
-def list_cases(args, shard_index, total_shards):
-    cases = plan_lib.discover(importlib.import_module(args.test_module))
-    for case in plan_lib.plan(list(cases), args.test_filter, shard_index, total_shards).cases:
-        print(case)
-    return 0
+def run_phase(target, index, world_size, env):
+    """Runs one phase (checking its environment alongside); False if the next must not run."""
+    args = target.args
+    multi = len(args.world_sizes) > 1
+    if multi:
+        target.report.log(f"-- phase {index}: world size {world_size}" + (f", environment {env}" if env else ""))
+    python = args.envs[env][0] if env else sys.executable
+    check = EnvironmentCheck(env, python, args.envs[env][1]) if env else None
+    limits = watchdog.Limits(**{f.name: getattr(args, f.name) for f in dataclasses.fields(watchdog.Limits)})
+    config = LaunchConfig(spec_for(target, index), world_size, python, limits, target.bazel.deadline,
+                          target.extra_env, args.starter, tuple(args.tee_ranks),
+                          os.path.join(target.bazel.tmpdir, "nccl_pipes"))
+    output_dir = target.bazel.output_dir
+    phase = Phase(config, os.path.join(output_dir, f"phase{index}") if multi else output_dir, target.report.log,
+                  outputs_root=output_dir, artifacts_limit=int(args.failure_artifacts_mb * 2**20))
+    target.phases.append(phase)
+    try:
+        phase.run()
+    finally:
+        bad_env = check.result() if check else None
+        if check:
+            last = phase.launches[-1].ended if phase.launches else None
+            target.environment_checks.append((check.started, check.ended, last))
+        if bad_env:
+            phase.add(bad_env)
+    return bad_env is None
+
+
+def run_phases(target):
+    """Every phase in order, on the device's GPU slots when on CUDA; [] or the launcher.device
+    error of GPU slots that did not come free in time."""
+    args, slots = target.args, None
+    try:
+        if target.device == "cuda":
+            wait = min(args.gpu_lock_timeout, target.bazel.deadline[0] - time.time())
+            slots = gpu_slots.GpuSlots(gpu_slots.visible_gpus(), max(args.world_sizes), args.gpu_lock_dir, wait)
+            slots.__enter__()
+            target.extra_env["CUDA_VISIBLE_DEVICES"] = target.properties["gpus"] = ",".join(slots.acquired)
+            target.report.log(f"GPU slots: {slots.acquired} (locked in {args.gpu_lock_dir})")
+        for index, (world_size, env) in enumerate(args.phase_list):
+            if not run_phase(target, index, world_size, env):
+                break
+    except gpu_slots.DeviceError as e:
+        target.report.infrastructure_failure(str(e))
+        return [Result("launcher.device", Status.ERROR, str(e), kind=LAUNCHER)]
+    except Interrupted:
+        target.interrupted = True
+    finally:
+        if slots:
+            slots.close()
+    return []
+
+
+def results_of(target):
+    """The target's results (phases merged) and notes, with its launcher-level checks."""
+    args, results, notes = target.args, [], []
+    for phase in target.phases:
+        checks, phase_notes = target_checks(args.test_module, args.test_filter, phase.plan,
+                                            target.bazel.shard_index, target.bazel.total_shards)
+        phase.results += checks
+        notes += phase_notes
+        if target.interrupted:
+            phase.results += [Result(c, Status.ERROR, "not run: the launcher was interrupted (SIGTERM/SIGINT)")
+                              for c in phase.remaining()]
+    sizes = args.world_sizes
+    if len(sizes) > 1:
+        results = merge_phases([p.results for p in target.phases], sizes[:len(target.phases)])
+    elif target.phases:
+        results = target.phases[0].results
+    if target.interrupted and len(target.phases) < len(sizes):
+        results.append(Result("launcher.interrupted", Status.ERROR, f"interrupted before phase {len(target.phases)} "
+                              f"(world size {sizes[len(target.phases)]})", kind=LAUNCHER))
+    return results, notes
+
+
+def describe_run(target):
+    """The target's first lines and its XML properties: module, phases, device, shard, starter."""
+    args, bazel, props = target.args, target.bazel, target.properties
+    props.update({"test_module": args.test_module, "world_sizes": " -> ".join(map(str, args.world_sizes)),
+                  "shard": f"{bazel.shard_index + 1}/{bazel.total_shards}", "rank_starter": args.starter,
+                  "environments": " -> ".join(env or "(this interpreter)" for _, env in args.phase_list),
+                  "device": target.device,
+                  "device.why": os.environ.get("DSD_DEVICE_WHY") or ("Bazel's configuration (DSD_DEVICE)"
+                                                                     if os.environ.get("DSD_DEVICE") else "--device")})
+    if args.test_filter:
+        props["test_filter"] = args.test_filter
+    target.report.log(f"{args.test_module}: world size{'s' if len(args.world_sizes) > 1 else ''} "
+                      f"{props['world_sizes']}, device {target.device} ({props['device.why']}), shard {props['shard']}"
+                      + (f", filter {args.test_filter!r}" if args.test_filter else ""))
+    target.report.log(f"per-rank logs: {bazel.logs_location()}")
+    if os.environ.get("DSD_DEVICE_WHY"):
+        # Bazel chose CPU ranks at analysis time for lack of GPUs (testing/defs.bzl).
+        target.report.warn(f"ranks ran on CPU with gloo, not CUDA ({os.environ['DSD_DEVICE_WHY']}); "
+                           "--config=gpu requires CUDA, --config=cpu silences this")
+    if args.debug_rank >= 0:
+        target.report.log(f"debugging rank {args.debug_rank} (DSD_DEBUG_RANK): it stops in pdb at the start of each "
+                          "case; every time limit is lifted")
+    if bazel.coverage_dir:
+        props["coverage"] = "torch.distributed.checkpoint"
+        target.report.log(f"coverage of torch.distributed.checkpoint: data files in {bazel.coverage_dir}")
+
+
+def preflight(target):
+    """Launcher-level errors before any rank starts (the device, --debug_rank), or []."""
+    args = target.args
+    try:
+        gpu_slots.check_device(args.device, max(args.world_sizes), gpu_slots.visible_gpus(),
+                               gpu_slots.torch_has_cuda())
+    except gpu_slots.DeviceError as e:
+        target.report.infrastructure_failure(str(e))
+        return [Result("launcher.device", Status.ERROR, str(e), kind=LAUNCHER)]
+    if args.debug_rank >= max(args.world_sizes):
+        return [Result("launcher.debug_rank", Status.ERROR, f"--debug_rank={args.debug_rank} but the largest "
+                       f"world size is {max(args.world_sizes)}", kind=LAUNCHER)]
+    return []
 
 
 def main(argv=None):
     args = parse_args(sys.argv[1:] if argv is None else argv)
-    if os.environ.get("TEST_SHARD_STATUS_FILE"):
-        open(os.environ["TEST_SHARD_STATUS_FILE"], "a").close()
-    shard_index = int(os.environ.get("TEST_SHARD_INDEX", "0"))
-    total_shards = int(os.environ.get("TEST_TOTAL_SHARDS", "1"))
+    bazel = bazel_protocol.TestProtocol.from_environment(args)
     if args.list:
-        return list_cases(args, shard_index, total_shards)
+        return bazel_protocol.list_cases(args.test_module, args.test_filter, bazel)
+    with bazel_protocol.PrematureExitFile():
+        return run_target(Target(args, bazel, Report(bazel.suite, args.xml_output), {}, device=args.device))
 
-    suite = os.environ.get("TEST_TARGET") or args.test_module
-    report = Report(args, suite)
-    base_tmp = os.environ.get("TEST_TMPDIR") or tempfile.mkdtemp(prefix="dsd-")
-    output_dir = args.output_dir or os.path.join(base_tmp, "outputs")
-    os.makedirs(output_dir, exist_ok=True)
-    for stale in os.listdir(output_dir):  # an earlier run's (bazel run reuses test.outputs/)
-        if re.fullmatch(r"attempt\d+|phase\d+|failures|coverage", stale):
-            shutil.rmtree(os.path.join(output_dir, stale), ignore_errors=True)
-    sizes = args.world_sizes
-    # `bazel run` sets TEST_TIMEOUT too but enforces nothing: a debugging session is not cut short.
-    bazel_timeout = 0 if os.environ.get("BUILD_WORKSPACE_DIRECTORY") else float(os.environ.get("TEST_TIMEOUT", "0") or 0)
-    deadline = ((time.time() + bazel_timeout - 20, f"Bazel's TEST_TIMEOUT of {bazel_timeout:.0f}s minus 20s")
-                if bazel_timeout > 40 and args.debug_rank < 0
-                else (time.time() + args.timeout, f"--timeout={args.timeout:.0f}"))
-    properties = {"test_module": args.test_module,
-                  "world_sizes": " -> ".join(map(str, sizes)), "shard": f"{shard_index + 1}/{total_shards}",
-                  "environments": " -> ".join(env or "(this interpreter)" for _, env in args.phase_list)}
-    if args.test_filter:
-        properties["test_filter"] = args.test_filter
-    try:
-        gpus = gpu_slots.visible_gpus()
-        device, why = gpu_slots.choose_device(args.device, max(sizes), gpus, gpu_slots.torch_has_cuda())
-    except gpu_slots.DeviceError as e:
-        report.infrastructure_failure(str(e))
-        return report.finish([Result("launcher.device", Status.ERROR, str(e), kind=LAUNCHER)], properties)
-    properties["device"] = device
-    properties["device.why"] = os.environ.get("DSD_DEVICE_WHY") or why
-    if device == "cpu" and args.device == "auto":
-        report.warn(f"{why} (--config=gpu makes too few GPUs a failure)")
-    elif device == "cpu" and os.environ.get("DSD_DEVICE_WHY"):
-        # Bazel chose CPU ranks at analysis time for lack of GPUs or of a CUDA torch (testing/defs.bzl).
-        report.warn(f"ranks ran on CPU with gloo, not CUDA ({os.environ['DSD_DEVICE_WHY']}); "
-                    "--config=gpu requires CUDA, --config=cpu silences this")
-    report.log(f"{args.test_module}: world size{'s' if len(sizes) > 1 else ''} {properties['world_sizes']}, "
-               f"device {device} ({why}), shard {properties['shard']}"
-               + (f", filter {args.test_filter!r}" if args.test_filter else ""))
-    report.log(f"per-rank logs: {_logs_location(output_dir, shard_index, total_shards)}")
-    if args.debug_rank >= 0:
-        if args.debug_rank >= max(sizes):
-            return report.finish([Result("launcher.debug_rank", Status.ERROR, f"--debug_rank={args.debug_rank} "
-                                         f"but the largest world size is {max(sizes)}", kind=LAUNCHER)], properties)
-        report.log(f"debugging rank {args.debug_rank} (DSD_DEBUG_RANK): it stops in pdb at the start of each case; "
-                   "every time limit is lifted")
-    coverage_dir = os.path.join(output_dir, "coverage") if args.coverage else ""
-    if coverage_dir:
-        properties["coverage"] = "torch.distributed.checkpoint"
-        report.log(f"coverage of torch.distributed.checkpoint: data files in {coverage_dir}")
+
+def run_target(target):
+    args, bazel = target.args, target.bazel
+    describe_run(target)
+    errors = preflight(target)
+    if errors:
+        return target.report.finish(errors, target.properties)
 
     def interrupt(signum, frame):
-        raise launch_lib.Interrupted()
+        raise Interrupted()
 
     signal.signal(signal.SIGTERM, interrupt)
     signal.signal(signal.SIGINT, interrupt)
-    limits = launch_lib.Limits(**{f.name: getattr(args, f.name) for f in dataclasses.fields(launch_lib.Limits)})
-    phases, slots, interrupted = [], None, False
-    try:
-        extra_env = {}
-        if device == "cuda":
-            wait = min(args.gpu_lock_timeout, deadline[0] - time.time())
-            slots = gpu_slots.GpuSlots(gpus, max(sizes), args.gpu_lock_dir, wait).__enter__()
-            extra_env["CUDA_VISIBLE_DEVICES"] = ",".join(slots.acquired)
-            properties["gpus"] = extra_env["CUDA_VISIBLE_DEVICES"]
-            report.log(f"GPU slots: {slots.acquired} (locked in {args.gpu_lock_dir})")
-        for index, (ws, env) in enumerate(args.phase_list):
-            if len(sizes) > 1:
-                report.log(f"-- phase {index}: world size {ws}" + (f", environment {env}" if env else ""))
-            python = args.envs[env][0] if env else sys.executable
-            bad_env = check_environment(env, python, args.envs[env][1]) if env else None
-            spec = launch_lib.spec_for(args, device, os.path.join(base_tmp, "scratch"), index, sizes,
-                                       shard_index, total_shards, coverage_dir)
-            phase = launch_lib.Phase(spec, ws, os.path.join(output_dir, f"phase{index}") if len(sizes) > 1
-                                     else output_dir, python, limits, deadline, extra_env, report.log,
-                                     outputs_root=output_dir, artifacts_limit=int(args.failure_artifacts_mb * 2**20),
-                                     tee_ranks=args.tee_ranks, pipe_dir=os.path.join(base_tmp, "nccl_pipes"))
-            phases.append(phase)
-            if bad_env:
-                phase.add(bad_env)
-                break
-            phase.run()
-    except gpu_slots.DeviceError as e:
-        report.infrastructure_failure(str(e))
-        return report.finish([Result("launcher.device", Status.ERROR, str(e), kind=LAUNCHER)], properties)
-    except launch_lib.Interrupted:
-        interrupted = True
-    finally:
-        if slots:
-            slots.close()
-    results, notes = [], []
-    for phase in phases:
-        checks, phase_notes = verdict_checks(args.test_module, args.test_filter, phase, shard_index, total_shards)
-        phase.results += checks
-        notes += phase_notes
-        if interrupted:
-            phase.results += [Result(c, Status.ERROR, "not run: the launcher was interrupted (SIGTERM/SIGINT)")
-                              for c in phase.remaining()]
-    results = merge_phases([p.results for p in phases], sizes[:len(phases)]) if len(sizes) > 1 else (
-        phases[0].results if phases else [])
-    if interrupted and len(phases) < len(sizes):
-        results.append(Result("launcher.interrupted", Status.ERROR,
-                              f"interrupted before phase {len(phases)} (world size {sizes[len(phases)]})", kind=LAUNCHER))
-    torch = next((p.torch for p in phases if p.torch), {})
-    properties.update({f"torch.{k}": v for k, v in torch.items() if v})
-    properties["launches"] = " -> ".join(str(len(p.launches)) for p in phases)
+    errors = run_phases(target)
+    if errors:
+        return target.report.finish(errors, target.properties)
+    results, notes = results_of(target)
+    torch = next((p.torch for p in target.phases if p.torch), {})
+    target.properties.update({f"torch.{k}": v for k, v in torch.items() if v})
+    target.properties["launches"] = " -> ".join(str(len(p.launches)) for p in target.phases)
+    parts = timing.breakdown(bazel.process_started, time.time(), target.phases, target.environment_checks)
+    target.properties.update(timing.properties(parts))
     for note in notes:
-        report.log(note)
-    rc = report.finish(results, properties, notes)
-    return 143 if interrupted else rc
-
-
-def _logs_location(output_dir, shard_index, total_shards):
-    if not os.environ.get("TEST_TARGET"):
-        return output_dir
-    target = os.environ["TEST_TARGET"].lstrip("/").replace(":", "/")
-    shard = f"shard_{shard_index + 1}_of_{total_shards}/" if total_shards > 1 else ""
-    return f"bazel-testlogs/{target}/{shard}test.outputs/ (outputs.zip)"
+        target.report.log(note)
+    rc = target.report.finish(results, target.properties, notes)
+    return 143 if target.interrupted else rc
 
 
 if __name__ == "__main__":

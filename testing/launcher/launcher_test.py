@@ -25,7 +25,7 @@ from absl.testing import absltest
 from absl.testing import parameterized
 
 from testing.launcher import gpu_slots
-from testing.launcher import launch as launch_lib
+from testing.launcher import flight_recorder
 from testing.launcher import launcher
 from testing.launcher import processes
 from testing.launcher.protocol import LaunchSpec
@@ -57,7 +57,9 @@ class Run:
         self.token = ("DSD_LEAK_TOKEN", uuid.uuid4().hex)
         self.env = {k: v for k, v in os.environ.items()
                     if not k.startswith(("TEST_", "TESTBRIDGE_", "XML_OUTPUT", "DSD_"))}
+        self.premature_exit = os.path.join(self.tmp, "premature_exit")
         self.env.update(PYTHONPATH=os.pathsep.join(sys.path), TEST_TMPDIR=self.tmp, XML_OUTPUT_FILE=self.xml,
+                        TEST_PREMATURE_EXIT_FILE=self.premature_exit,
                         TEST_UNDECLARED_OUTPUTS_DIR=self.outputs, TEST_WARNINGS_OUTPUT_FILE=self.warnings,
                         DSD_DEVICE="cpu", **dict([self.token]))
         self.env.update(env or {})
@@ -148,7 +150,7 @@ class FaultsInCasesTest(absltest.TestCase):
         status, message, text = results["FailureModesTest.test_c_rank_crashes"]
         self.assertEqual(status, Status.ERROR)
         self.assertIn("rank 1: exit code 3", message)
-        self.assertIn("exitcode  : 3", text, "torchrun's report of the crashed rank is attached")
+        self.assertRegex(text, r"--- exits ---\n(.*\n)*rank 1: exit code 3\n", "how each rank ended is attached")
         self.assertEqual(results["FailureModesTest.test_d_after_crash"][0], Status.PASSED)
 
     def test_hung_collective_times_out_with_stacks(self):
@@ -210,6 +212,22 @@ class FaultsOutsideCasesTest(parameterized.TestCase):
         status, message, text = results[entry]
         self.assertEqual(status, Status.ERROR, message)
         self.assertIn(words, message + text)
+        self.assertEqual([results[c][0] for c in FAULT_CASES], case_statuses, run.output)
+        failing = [rid for rid, (s, _, _) in results.items() if s.failing and rid not in FAULT_CASES]
+        self.assertEqual(failing, [entry], "exactly one entry names the fault")
+        run.assert_no_leftovers()
+
+    @parameterized.product(starter=["torchrun", "spawn"],
+                           fault=["setup_class_crash", "between_crash", "shutdown_hang", "exit_crash",
+                                  "interpreter_abort"])
+    def test_fault_under_another_rank_starter(self, starter, fault):
+        """The verdict does not depend on how the ranks start (starters.py)."""
+        entry, words, case_statuses = FAULTS[fault]
+        run = Run(self, "fault_cases", env={"DSD_FAULT": fault}, flags=SHORT_LIMITS + [f"--rank_starter={starter}"])
+        run.run()
+        self.assertEqual(run.returncode, 1, run.output)
+        results = run.results()
+        self.assertIn(words, results[entry][1] + results[entry][2])
         self.assertEqual([results[c][0] for c in FAULT_CASES], case_statuses, run.output)
         failing = [rid for rid, (s, _, _) in results.items() if s.failing and rid not in FAULT_CASES]
         self.assertEqual(failing, [entry], "exactly one entry names the fault")
@@ -304,16 +322,14 @@ class FlightRecorderTest(absltest.TestCase):
 
     def test_a_cuda_launch_arms_it_and_asks_stuck_ranks_for_a_dump(self):
         tmp = self.create_tempdir().full_path
-        spec = LaunchSpec(test_module="m", device="cuda", attempt_dir="", scratch_dir=os.path.join(tmp, "scratch"))
-        phase = launch_lib.Phase(spec, 2, os.path.join(tmp, "out"), sys.executable, launch_lib.Limits(), None, {},
-                                 print, pipe_dir=os.path.join(tmp, "pipes"))
-        launch = launch_lib.Launch(phase, 0, [])
+        attempt = os.path.join(tmp, "out", "attempt0")
+        recorder = flight_recorder.FlightRecorder(attempt, os.path.join(tmp, "pipes", "attempt0"))
         unset = {k: v for k, v in os.environ.items() if not k.startswith(("TORCH_NCCL_", "TORCH_FR_"))}
         with mock.patch.dict(os.environ, unset, clear=True):
-            env = launch.nccl_env()
+            env = recorder.env()
         self.assertEqual((env["TORCH_NCCL_TRACE_BUFFER_SIZE"], env["TORCH_NCCL_DUMP_ON_TIMEOUT"]), ("2000", "1"))
         dump = env["TORCH_NCCL_DEBUG_INFO_TEMP_FILE"]
-        self.assertEqual(dump, os.path.join(launch.dir, "nccl_flight_recorder", "rank_"), "in the outputs")
+        self.assertEqual(dump, os.path.join(attempt, "nccl_flight_recorder", "rank_"), "in the outputs")
         self.assertFalse(env["TORCH_NCCL_DEBUG_INFO_PIPE_FILE"].startswith(os.path.join(tmp, "out")),
                          "FIFOs stay out of the outputs")
         pipe = env["TORCH_NCCL_DEBUG_INFO_PIPE_FILE"] + "1.pipe"  # torch: <prefix><global rank>.pipe
@@ -337,7 +353,7 @@ class FlightRecorderTest(absltest.TestCase):
 
         threading.Thread(target=watchdog, daemon=True).start()
         started = time.monotonic()
-        launch.dump_flight_recorder([0, 1])  # rank 0 has no pipe (NCCL not initialised): not waited for
+        recorder.dump([0, 1])  # rank 0 has no pipe (NCCL not initialised): not waited for
         self.assertEqual(asked, [b"1\n"])
         self.assertTrue(os.path.exists(dump + "1"))
         self.assertLess(time.monotonic() - started, 5)
@@ -469,11 +485,17 @@ class BazelProtocolTest(absltest.TestCase):
         self.assertEqual(results["FailureModesTest.test_b_after_assert"][0], Status.SKIPPED)
         self.assertIn("--test_runner_fail_fast", results["FailureModesTest.test_b_after_assert"][1])
 
-    def test_warnings_reach_bazel(self):
-        run = Run(self, "sample_cases", env={"DSD_DEVICE": "auto"}).run()
+    def test_the_premature_exit_file_exists_while_the_launcher_runs(self):
+        marker = os.path.join(self.create_tempdir().full_path, "premature_exit")
+        run = Run(self, "sample_cases", env={"TEST_PREMATURE_EXIT_FILE": marker},
+                  flags=["--test_filter=CollectivesTest.test_all_reduce"]).start()
+        deadline = time.monotonic() + 60
+        while not os.path.exists(marker) and run.proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        self.assertTrue(os.path.exists(marker), "created at start")
+        run.wait()
         self.assertEqual(run.returncode, 0, run.output)
-        with open(run.warnings) as f:
-            self.assertIn("ranks run on CPU", f.read())
+        self.assertFalse(os.path.exists(marker), "removed when the launcher returns")
 
     def test_cpu_ranks_chosen_by_bazel_for_lack_of_gpus_warn_and_requested_ones_do_not(self):
         why = "auto: ./bazelw saw 0 GPU(s), 2 needed"
@@ -549,10 +571,11 @@ class SignalsTest(absltest.TestCase):
     def test_sigkill_of_the_launcher_leaves_no_rank_behind(self):
         run = Run(self, "failing_cases", env={"DSD_FIXTURE_MODES": "hang"}, flags=["--case_timeout=300"]).start()
         self.wait_for_start(run, "FailureModesTest.test_e_rank_skips_collective")
-        self.assertGreaterEqual(len(processes.processes_with_env(*run.token)), 4, "launcher, torchrun and 2 ranks")
+        self.assertGreaterEqual(len(processes.processes_with_env(*run.token)), 4, "launcher, rank group and 2 ranks")
         run.proc.kill()
         run.wait(30)
         run.assert_no_leftovers()
+        self.assertTrue(os.path.exists(run.premature_exit), "Bazel learns that the launcher did not return")
 
 
 class PhasesTest(absltest.TestCase):

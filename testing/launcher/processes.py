@@ -1,10 +1,13 @@
 """Process handling shared by the launcher, its ranks and sub-launches: dying with a parent,
-finding every process of a launch by an environment token, killing them, free ports."""
+finding every process of a launch by an environment token (psutil), killing them, free ports."""
 
 import ctypes
 import os
 import signal
 import socket
+import time
+
+import psutil
 
 _PR_SET_PDEATHSIG = 1
 
@@ -21,19 +24,29 @@ def new_token(name):
 
 def processes_with_env(name, value):
     """PIDs of live (non-zombie) processes whose environment has NAME=value."""
-    needle = f"{name}={value}".encode() + b"\0"
     pids = []
-    for pid in filter(str.isdigit, os.listdir("/proc")):
+    for proc in psutil.process_iter(["pid", "status"]):
         try:
-            with open(f"/proc/{pid}/environ", "rb") as f:
-                if needle not in f.read() + b"\0":
-                    continue
-            with open(f"/proc/{pid}/stat") as f:
-                if f.read().rsplit(")", 1)[-1].split()[0] != "Z":
-                    pids.append(int(pid))
-        except OSError:
+            if proc.info["status"] != psutil.STATUS_ZOMBIE and proc.environ().get(name) == value:
+                pids.append(proc.info["pid"])
+        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
             continue
     return pids
+
+
+def process_start_time(pid):
+    """When process `pid` started (seconds since the epoch, as time.time()), to the clock tick.
+    Not psutil's create_time(), which adds the boot time in whole seconds (up to 1 s off)."""
+    with open(f"/proc/{pid}/stat") as f:
+        start_ticks = int(f.read().rsplit(")", 1)[1].split()[19])
+    with open("/proc/uptime") as f:
+        uptime = float(f.read().split()[0])
+    return time.time() - uptime + start_ticks / os.sysconf("SC_CLK_TCK")
+
+
+def repository_root():
+    """This repository's root (in a Bazel runfiles tree: the workspace directory there)."""
+    return os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def kill(pids):

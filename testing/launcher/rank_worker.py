@@ -272,9 +272,13 @@ def main(argv):
     faulthandler.enable(all_threads=True)
     faulthandler.register(signal.SIGUSR1, all_threads=True, chain=False)  # the launcher's stack dumps
     records = RecordWriter(os.path.join(spec.attempt_dir, f"rank{rank}.jsonl"))
+    timing = {"started": processes.process_start_time(os.getpid())}
 
     import torch
 
+    # A fatal signal (a segfault, std::terminate's abort, also during interpreter teardown) prints
+    # torch's C++ stack beside faulthandler's Python one: attribution can then name the frames.
+    torch._C._set_print_stack_traces_on_fatal_signal(True)
     cov = start_coverage(spec.coverage_dir, rank, torch.__version__) if spec.coverage_dir else None
     import torch.distributed as dist
     from absl import flags
@@ -282,26 +286,23 @@ def main(argv):
     from testing import dist_test_case
 
     flags.FLAGS(sys.argv[:1])  # absltest helpers read flags; use their defaults
-    if spec.device == "cuda":
-        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", rank)))
-        backend = "cpu:gloo,cuda:nccl"
-    else:
-        backend = "gloo"
-    dist.init_process_group(backend, timeout=datetime.timedelta(seconds=spec.pg_timeout))
-    dist_test_case.configure(device=spec.device, backend=backend, scratch_dir=spec.scratch_dir,
-                             phase=spec.phase, phase_world_sizes=spec.phase_world_sizes or [world_size])
-
     module = importlib.import_module(spec.test_module)
-    cases = plan_lib.discover(module)
-    plan = plan_lib.plan(list(cases), spec.test_filter, spec.shard_index, spec.total_shards)
-    todo = [c for c in plan.cases if c not in set(spec.done)]
-    records.emit("plan", cases=todo, total=plan.total, matched=plan.matched, pid=os.getpid(), torch=torch_build(torch))
-
+    timing["imported"] = time.time()
+    backend = _init_process_group(spec, rank)
     store = dist.PrefixStore(
         "dsd_launcher/" + os.path.basename(spec.attempt_dir),
         dist.TCPStore(os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"]), is_master=False,
                       timeout=datetime.timedelta(seconds=spec.agree_timeout)),
     )
+    timing["connected"] = time.time()
+    dist_test_case.configure(device=spec.device, backend=backend, scratch_dir=spec.scratch_dir,
+                             phase=spec.phase, phase_world_sizes=spec.phase_world_sizes or [world_size])
+    cases = plan_lib.discover(module)
+    plan = plan_lib.plan(list(cases), spec.test_filter, spec.shard_index, spec.total_shards)
+    todo = [c for c in plan.cases if c not in set(spec.already_run)]
+    records.emit("plan", cases=todo, total=plan.total, matched=plan.matched, pid=os.getpid(), torch=torch_build(torch),
+                 **timing)
+
     debugger = debugger_for(rank) if spec.debug_rank == rank else None
     runner = Rank(spec, records, store, rank, world_size, debugger)
     runner.run(module, cases, todo)
@@ -311,6 +312,20 @@ def main(argv):
         cov.save()
     records.emit("done")
     return 0
+
+
+def _init_process_group(spec, rank):
+    """The default group (env://, as every starter sets it up); returns its backend."""
+    import torch
+    import torch.distributed as dist
+
+    if spec.device == "cuda":
+        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", rank)))
+        backend = "cpu:gloo,cuda:nccl"
+    else:
+        backend = "gloo"
+    dist.init_process_group(backend, timeout=datetime.timedelta(seconds=spec.pg_timeout))
+    return backend
 
 
 if __name__ == "__main__":
