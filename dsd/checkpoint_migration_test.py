@@ -43,7 +43,7 @@ from dsd.transformer_checks import Trained
 from models import transformer
 from testing import checkpointing
 from testing.dist_test_case import requires_world_size
-from testing.known_failures import known_crash
+from testing.known_failures import known_hang
 from testing.repro import run_repro
 
 REPRO_FLAG = "--repro-dtensor-broadcasting-reader"
@@ -93,12 +93,14 @@ class CheckpointMigrationTest(transformer_checks.TransformerCase):
                         transformer.adamw(model.parameters()))
         self.continue_training(fresh, what=f"{where}, after one step with fresh optimizers")
 
-    @known_crash(
-        r"Application timeout caused pair closure|hang:",
+    @known_hang(
         "BroadcastingTorchSaveReader + DynamicMetaLoadPlanner into FSDP2's sharded state dict (DTensors) "
         "hangs: the coordinator broadcasts the whole tensor, the other ranks a DTensor buffer "
-        "(empty_like of their shard-backed DTensor: a half-size local tensor), so gloo's broadcast sizes "
-        "disagree and the ranks wait until the process group times out")
+        "(empty_like of their shard-backed DTensor: a half-size local tensor), so gloo's broadcasts "
+        "mismatch and every rank then waits in the load's all_gather of read results until the process "
+        "group times out",
+        frames=["torch/distributed/checkpoint/state_dict_loader.py:_load_state_dict",
+                "torch/distributed/distributed_c10d.py:all_gather"])
     def test_online_torch_save_into_fsdp2_sharded_state_dict_hangs(self):
         if self.world_size != 2:
             self.skipTest("a 2-rank sub-launch; run once, by the 2-rank target")

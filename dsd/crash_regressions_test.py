@@ -18,20 +18,24 @@ REPRO_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "repro")
 
 class CrashRegressionsTest(DistributedTestCase):
 
-    @known_crash(r"exitcode\s*:\s*-11|SIGSEGV",
-                 "FSDP1 (use_orig_params=True) get_state_dict(full_state_dict=True, cpu_offload=True) "
-                 "segfaults rank 0 on CPU ranks", torch_versions="2.13")
+    @known_crash("FSDP1 (use_orig_params=True) get_state_dict(full_state_dict=True, cpu_offload=True) segfaults "
+                 "rank 0 on CPU ranks, cloning the unsharded parameter in FSDP's state-dict param_hook",
+                 signal="SIGSEGV", frame="torch/distributed/fsdp/_state_dict_utils.py:param_hook",
+                 torch_versions="2.13")
     def test_fsdp1_full_state_dict_cpu_offload_use_orig_params(self):
         return run_repro(os.path.join(REPRO_DIR, "fsdp1_full_state_dict_cpu_offload.py"), "1")
 
-    @known_crash(r"out of bounds|exitcode\s*:\s*-(6|11)",
-                 "FSDP1 (use_orig_params=False) full_state_dict + cpu_offload on CPU: one rank fails "
-                 "('setStorage ... out of bounds') or crashes", torch_versions="2.13")
+    @known_crash("FSDP1 (use_orig_params=False) full_state_dict + cpu_offload on CPU: unsharding for the state dict "
+                 "splits a flat parameter whose storage was freed, and rank 0 fails ('setStorage ... out of bounds "
+                 "for storage of size 0')", exit_code=1,
+                 message=r"RuntimeError: setStorage: .* out of bounds for storage of size 0",
+                 frame="torch/distributed/fsdp/_flat_param.py:_get_unflat_views_unaligned", torch_versions="2.13")
     def test_fsdp1_full_state_dict_cpu_offload_flat_params(self):
         return run_repro(os.path.join(REPRO_DIR, "fsdp1_full_state_dict_cpu_offload.py"), "0", timeout=60)
 
-    @known_crash(r"Received data size doesn't match expected size|exitcode\s*:\s*-6",
-                 "FSDP1 set_state_dict(flatten_optimizer_state_dict=True) issues mismatched collectives; "
-                 "gloo aborts rank 0")
+    @known_crash("FSDP1 set_state_dict(flatten_optimizer_state_dict=True) issues mismatched collectives while "
+                 "re-sharding the optimizer state; gloo's size check aborts a rank",
+                 signal="SIGABRT", message=r"Received data size doesn't match expected size",
+                 frame="torch/distributed/fsdp/_optim_utils.py:_shard_orig_param_state")
     def test_fsdp1_flattened_optimizer_state_dict_load(self):
         return run_repro(os.path.join(REPRO_DIR, "fsdp1_flattened_optimizer_state_dict_load.py"))

@@ -74,7 +74,8 @@ class DsdApiTest(VerifyStateDictMixin, DistributedTestCase):
 
     @known_failure(AssertionError, "FSDP assumes tok.embedding.weight is in the state_dict",
                    "FSDP1's state-dict post-hook looks for the parameter's original key, which a "
-                   "child's state-dict hook renamed (embedding.weight -> weight); FSDP2 works")
+                   "child's state-dict hook renamed (embedding.weight -> weight); FSDP2 works",
+                   raised_in="torch/distributed/fsdp/_state_dict_utils.py:_common_unshard_post_state_dict_hook")
     def test_fsdp1_with_key_renaming_state_dict_hooks(self):
         reference, ref_optim, model, optim = self._reference_and_sharded("fusion_modifier", "fsdp1")
         msd, _ = get_state_dict(model, optim)
@@ -99,7 +100,8 @@ class DsdApiTest(VerifyStateDictMixin, DistributedTestCase):
     @known_failure(RuntimeError, "Missing optimizer state for parameter 'tok.weight'",
                    "get_optimizer_state_dict keys the state by the parameter FQN "
                    "(tok.embedding.weight) but set_optimizer_state_dict looks it up by the "
-                   "_fqn_modifiers key (tok.weight)")
+                   "_fqn_modifiers key (tok.weight)",
+                   raised_in="torch/distributed/checkpoint/state_dict.py:_split_optim_state_dict")
     def test_fqn_modifiers_optimizer_state_dict_round_trip_fsdp2(self):
         reference, ref_optim, model, optim = self._reference_and_sharded("fusion_modifier", "fsdp2")
         _, osd = get_state_dict(model, optim)
@@ -121,7 +123,9 @@ class DsdApiTest(VerifyStateDictMixin, DistributedTestCase):
 
     @known_failure(AttributeError, "'FusionEmbeddingWithHook' object has no attribute 'weight'",
                    "below the root, DSD resolves a hook-renamed key (tok.weight) as an attribute "
-                   "path and fails without _fqn_modifiers; at the root the same module works")
+                   "path and fails without _fqn_modifiers; at the root the same module works",
+                   raised_in=("torch/distributed/checkpoint/state_dict.py:_get_fqns",
+                              "torch/nn/modules/module.py:__getattr__"))
     def test_hook_renamed_keys_below_the_root_without_fqn_modifiers(self):
         state_dict = get_model_state_dict(EmbeddingModel("hook").to(self.device))
         self.assertIn("tok.weight", state_dict)

@@ -311,7 +311,8 @@ class HfDtypeTest(HfCase):
     @known_failure(CheckpointException, r"TypeError: torch\.finfo\(\) requires a floating point input type",
                    "consolidation sizes every tensor with torch.finfo(dtype).bits, which raises for integer dtypes: "
                    "a model with an integer tensor (BatchNorm's num_batches_tracked, a step counter) cannot be "
-                   "consolidated")
+                   "consolidated",
+                   raised_in="torch/distributed/checkpoint/_consolidate_hf_safetensors.py:_parse_input_metadata")
     def test_consolidate_an_integer_tensor(self):
         model = parallelisms.wrap(nn.Sequential(nn.Linear(8, 8), nn.BatchNorm1d(8)), "fsdp2", self.device)
         state_dict = get_model_state_dict(model)

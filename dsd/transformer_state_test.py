@@ -138,7 +138,10 @@ class MetaDeviceInitTest(transformer_checks.TransformerCase):
                    "set_model_state_dict(full_state_dict=True, broadcast_from_rank0=True) into a meta-device "
                    "FSDP2 model loads with assign=True, which unties output.weight from tok_embeddings.weight; an "
                    "optimizer built then holds both, FSDP2 re-ties them at the first forward, and "
-                   "get_optimizer_state_dict fails on the orphaned parameter (materialising with to_empty first works)")
+                   "get_optimizer_state_dict fails on the orphaned parameter (materialising with to_empty first works): "
+                   "the optimizer's param group names a parameter id get_optimizer_state_dict has no FQN for",
+                   raised_in=("torch/distributed/checkpoint/state_dict.py:_get_optim_state_dict",
+                              "torch/distributed/checkpoint/state_dict.py:<listcomp>"))
     def test_broadcast_into_a_meta_model_unties_the_head(self):
         reference = self._reference()
         model = self._meta_model("fsdp2")
@@ -189,7 +192,8 @@ class WrapperKeyNamesTest(transformer_checks.TransformerCase):
                    "with checkpoint_wrapper outside FSDP1's units (layers.0._checkpoint_wrapped_module."
                    "_fsdp_wrapped_module.*: AC applied before FSDP1 auto-wrap), get_state_dict works but "
                    "set_state_dict cannot load even that same state dict back: it looks the optimizer state up "
-                   "under a half-cleaned FQN (layers.0._fsdp_wrapped_module.*); AC inside the units works")
+                   "under a half-cleaned FQN (layers.0._fsdp_wrapped_module.*); AC inside the units works",
+                   raised_in="torch/distributed/checkpoint/state_dict.py:_split_optim_state_dict")
     def test_activation_checkpointing_outside_fsdp1_units(self):
         trained = self.trained("fsdp1", prepare=transformer.apply_ac)
         self.verify_state(trained, "checkpoint_wrapper outside FSDP1 units")

@@ -16,41 +16,64 @@ from testing.dist_test_case import DistributedTestCase
 from testing.launcher.protocol import Status
 from testing.launcher.rank_worker import run_case
 from testing.repro import Outcome
+from testing.repro import RankOutcome
 
 
 def _torch_error(message):
-    """A ValueError raised from torch's code (torch.nn.functional validates its arguments)."""
+    """A NotImplementedError raised from torch's code (torch.nn.functional.pad validates its mode)."""
     torch.nn.functional.pad(torch.zeros(1), (1,), mode=message)
 
 
-def _outcome(output, returncode=-11):
-    return Outcome("repro.py", returncode, output, nproc=2, hung=False)
+PAD = "torch/nn/functional.py:pad"
+SEGFAULT_FRAME = "torch/distributed/fsdp/_state_dict_utils.py:param_hook"
+TORCH_DIR = os.path.dirname(os.path.dirname(torch.__file__))  # where torch is installed (site-packages)
+
+
+def _frame(path, function, root=TORCH_DIR):
+    return f'  File "{os.path.join(root, path)}", line 7 in {function}\n'
+
+
+def _outcome(*ranks, hung=False):
+    """A repro Outcome of ranks given as (return code, output)."""
+    return Outcome("repro.py", [RankOutcome(r, code, out) for r, (code, out) in enumerate(ranks)], hung)
+
+
+STARTED, OK = "REPRO START rank 0\n", "REPRO OK rank 0\n"
+SEGFAULT = STARTED + "Fatal Python error: Segmentation fault\n" + _frame("torch/distributed/fsdp/_state_dict_utils.py",
+                                                                        "param_hook")
+OTHER = (-15, "REPRO START rank 1\n")
 
 
 class _Inner(DistributedTestCase):
     """Not collected (defined with a leading underscore and run by hand below)."""
 
-    @known_failures.known_failure(NotImplementedError, "bad_mode", "a recorded torch bug")
+    @known_failures.known_failure(NotImplementedError, "bad_mode", "a recorded torch bug", raised_in=PAD)
     def test_symptom_matches(self):
         _torch_error("bad_mode")
 
-    @known_failures.known_failure(NotImplementedError, "bad_mode", "a recorded torch bug")
+    @known_failures.known_failure(NotImplementedError, "bad_mode", "a recorded torch bug", raised_in=PAD)
     def test_bug_fixed(self):
         pass
 
-    @known_failures.known_failure(NotImplementedError, "bad_mode", "a recorded torch bug")
+    @known_failures.known_failure(NotImplementedError, "bad_mode", "a recorded torch bug", raised_in=PAD)
     def test_other_message(self):
         _torch_error("other")
 
-    @known_failures.known_failure(NotImplementedError, "bad_mode", "a recorded torch bug")
+    @known_failures.known_failure(NotImplementedError, "bad_mode", "a recorded torch bug", raised_in=PAD)
     def test_other_type(self):
         raise KeyError("bad_mode")
 
-    @known_failures.known_failure(NotImplementedError, "bad_mode", "a recorded torch bug")
+    @known_failures.known_failure(NotImplementedError, "bad_mode", "a recorded torch bug", raised_in=PAD)
     def test_raised_by_the_test(self):
         raise NotImplementedError("bad_mode")
 
-    @known_failures.known_failure(NotImplementedError, "bad_mode", "a recorded torch bug", torch_versions="0.1")
+    @known_failures.known_failure(NotImplementedError, "bad_mode", "a recorded torch bug",
+                                  raised_in="torch/nn/functional.py:interpolate")
+    def test_raised_elsewhere_in_torch(self):
+        _torch_error("bad_mode")
+
+    @known_failures.known_failure(NotImplementedError, "bad_mode", "a recorded torch bug", raised_in=PAD,
+                                  torch_versions="0.1")
     def test_other_release_must_pass(self):
         _torch_error("bad_mode")
 
@@ -66,21 +89,44 @@ class _Inner(DistributedTestCase):
     def test_another_result(self):
         return [3]
 
-    @known_failures.known_crash(r"exitcode\s*:\s*-11", "a crash")
+    @known_failures.known_crash("a crash", signal="SIGSEGV", frame=SEGFAULT_FRAME)
     def test_crash_before_success(self):
-        return _outcome("REPRO START rank 0\nREPRO START rank 1\nexitcode  : -11\n")
+        return _outcome((-11, SEGFAULT), OTHER)
 
-    @known_failures.known_crash(r"exitcode\s*:\s*-11", "a crash")
+    @known_failures.known_crash("a crash", signal="SIGSEGV", frame=SEGFAULT_FRAME)
     def test_crash_after_success(self):
-        return _outcome("REPRO START rank 0\nREPRO OK rank 0\nexitcode  : -11\n")
+        return _outcome((-11, OK + SEGFAULT), OTHER)
 
-    @known_failures.known_crash(r"exitcode\s*:\s*-11", "a crash")
+    @known_failures.known_crash("a crash at exit", signal="SIGSEGV", frame=SEGFAULT_FRAME, at_exit=True)
+    def test_crash_at_exit(self):
+        return _outcome((-11, SEGFAULT + OK), (0, "REPRO START rank 1\nREPRO OK rank 1\n"))
+
+    @known_failures.known_crash("a crash", signal="SIGABRT", frame=SEGFAULT_FRAME)
+    def test_crash_with_another_signal(self):
+        return _outcome((-11, SEGFAULT), OTHER)
+
+    @known_failures.known_crash("a crash", signal="SIGSEGV", frame=SEGFAULT_FRAME)
+    def test_crash_in_a_frame_of_this_repository(self):
+        in_repo = STARTED + _frame("torch/distributed/fsdp/_state_dict_utils.py", "param_hook", root=os.getcwd())
+        return _outcome((-11, in_repo), OTHER)
+
+    @known_failures.known_crash("a crash", signal="SIGSEGV", frame=SEGFAULT_FRAME)
     def test_crash_before_start(self):
-        return _outcome("exitcode  : -11\n")
+        return _outcome((-11, SEGFAULT.replace(STARTED, "")), OTHER)
 
-    @known_failures.known_crash(r"exitcode\s*:\s*-11", "a crash")
+    @known_failures.known_crash("a crash", signal="SIGSEGV", frame=SEGFAULT_FRAME)
     def test_repro_completes(self):
-        return _outcome("REPRO START rank 0\nREPRO START rank 1\nREPRO OK rank 0\nREPRO OK rank 1\n", 0)
+        return _outcome((0, STARTED + OK), (0, "REPRO START rank 1\nREPRO OK rank 1\n"))
+
+    @known_failures.known_hang("a hang", frames=["torch/distributed/distributed_c10d.py:all_gather"])
+    def test_hang_where_pinned(self):
+        stack = STARTED + _frame("torch/distributed/distributed_c10d.py", "all_gather")
+        return _outcome((None, stack), (None, "REPRO START rank 1\n"), hung=True)
+
+    @known_failures.known_hang("a hang", frames=["torch/distributed/distributed_c10d.py:all_gather"])
+    def test_hang_elsewhere(self):
+        stack = STARTED + _frame("torch/distributed/distributed_c10d.py", "barrier")
+        return _outcome((None, stack), (None, "REPRO START rank 1\n"), hung=True)
 
     @dist_test_case.requires_world_size(64)
     def test_needs_64(self):
@@ -111,10 +157,11 @@ class HelpersTest(DistributedTestCase):
         self.assertEqual(self.status("test_other_message")[0], Status.ERROR)
         self.assertEqual(self.status("test_other_type")[0], Status.ERROR)
 
-    def test_known_failure_cannot_pin_an_error_the_test_raises(self):
-        status, detail = self.status("test_raised_by_the_test")
-        self.assertEqual(status, Status.ERROR)
-        self.assertIn("pins errors raised by torch", detail)
+    def test_known_failure_pins_where_torch_raised_it(self):
+        for case in ("test_raised_by_the_test", "test_raised_elsewhere_in_torch"):
+            status, detail = self.status(case)
+            self.assertEqual(status, Status.FAILED, case)
+            self.assertIn("@known_failure pins NotImplementedError raised in torch/nn/", detail)
 
     def test_a_mark_for_other_releases_requires_a_pass_here(self):
         self.assertEqual(self.status("test_other_release_must_pass")[0], Status.ERROR)
@@ -131,14 +178,25 @@ class HelpersTest(DistributedTestCase):
         self.assertIn("neither the known wrong result", detail)
 
     def test_known_crash(self):
-        self.assertEqual(self.status("test_crash_before_success")[0], Status.XFAILED)
-        for case in ("test_crash_after_success", "test_crash_before_start"):
+        for case in ("test_crash_before_success", "test_crash_at_exit"):
+            self.assertEqual(self.status(case)[0], Status.XFAILED, case)
+        for case, why in (("test_crash_after_success", "finished its work"),
+                          ("test_crash_with_another_signal", "not -6"),
+                          ("test_crash_in_a_frame_of_this_repository", "shows no frame"),
+                          ("test_crash_before_start", "shows no frame")):
             status, detail = self.status(case)
             self.assertEqual(status, Status.FAILED, case)
-            self.assertIn("without the known signature", detail)
+            self.assertIn("no rank died as recorded", detail)
+            self.assertIn(why, detail, case)
         status, detail = self.status("test_repro_completes")
         self.assertEqual(status, Status.FAILED)
         self.assertIn("unexpected success", detail)
+
+    def test_known_hang(self):
+        self.assertEqual(self.status("test_hang_where_pinned")[0], Status.XFAILED)
+        status, detail = self.status("test_hang_elsewhere")
+        self.assertEqual(status, Status.FAILED)
+        self.assertIn("no rank waits in", detail)
 
     def test_mesh(self):
         mesh = self.mesh()

@@ -22,9 +22,10 @@ import xml.etree.ElementTree as ET
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 MARKS = {  # the marks of testing/known_failures.py and their parameters, in order
-    "known_failure": ("exc_type", "symptom", "why", "torch_versions"),
+    "known_failure": ("exc_type", "symptom", "why", "raised_in", "torch_versions"),
     "known_wrong_result": ("why", "wrong", "right", "torch_versions"),
-    "known_crash": ("signature", "why", "torch_versions"),
+    "known_crash": ("why", "signal", "exit_code", "message", "frame", "at_exit", "torch_versions"),
+    "known_hang": ("why", "frames", "torch_versions"),
 }
 GOLDEN_MANIFEST = os.path.join(ROOT, "dsd", "testdata", "golden", "manifest.json")
 
@@ -168,12 +169,25 @@ def marks(path):
     return found
 
 
+def _frames(where):
+    return " <- ".join(f"`{w}`" for w in reversed((where,) if isinstance(where, str) else where))
+
+
 def symptom(mark, p):
+    """The pinned behaviour in words, with where in torch it happens."""
     if mark == "known_failure":
-        return f"`{p['exc_type']}` matching `{p['symptom']}`"
+        return f"`{p['exc_type']}` matching `{p['symptom']}`, raised in {_frames(p['raised_in'])}"
     if mark == "known_wrong_result":
         return f"returns `{p['wrong']!r}`, correct is `{p['right']!r}`"
-    return f"a sub-launch's output matches `{p['signature']}`"
+    if mark == "known_hang":
+        return f"a sub-launch's ranks wait in {_frames(p['frames'])}"
+    ending = p.get("signal") or f"exit code {p.get('exit_code')}"
+    parts = [f"a sub-launch's rank ends with {ending}" + (" in interpreter teardown" if p.get("at_exit") else "")]
+    if p.get("message"):
+        parts.append(f"output matching `{p['message']}`")
+    if p.get("frame"):
+        parts.append(f"frame `{p['frame']}`")
+    return ", ".join(parts)
 
 
 def known_bugs_table(targets):

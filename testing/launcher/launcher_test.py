@@ -426,9 +426,14 @@ class VerdictRulesTest(absltest.TestCase):
         status, message, _ = results["MarksTest.test_bug_fixed"]
         self.assertEqual(status, Status.FAILED)
         self.assertIn("unexpected success", message)
-        status, message, _ = results["MarksTest.test_own_assertion_cannot_be_pinned"]
-        self.assertEqual(status, Status.ERROR)
-        self.assertIn("pins errors raised by torch", message)
+        for case in ("MarksTest.test_own_assertion_cannot_be_pinned", "MarksTest.test_own_key_error_cannot_be_pinned",
+                     "MarksTest.test_torch_error_from_elsewhere_in_torch_is_not_the_known_bug"):
+            status, message, _ = results[case]
+            self.assertEqual(status, Status.FAILED, case)
+            self.assertRegex(message, r"@known_failure pins \w+ raised in torch/\S+; this one was raised at ", case)
+        self.assertIn("known_failure_cases.py", results["MarksTest.test_own_key_error_cannot_be_pinned"][1])
+        self.assertIn("in get_submodule",
+                      results["MarksTest.test_torch_error_from_elsewhere_in_torch_is_not_the_known_bug"][1])
         self.assertIn("2 expected failures (known torch bugs)", run.output)
         self.assertEqual(run.suite().get("skipped"), "2", "expected failures are <skipped type=pytest.xfail>")
 

@@ -108,7 +108,7 @@ def run_case(test, debugger=None):
         return Status.FAILED, "".join(tb for _, tb in result.failures)
     if result.expectedFailures or result.unexpectedSuccesses:
         return Status.ERROR, ("unittest.expectedFailure pins no symptom: mark known torch bugs with "
-                              "testing.known_failures (known_failure, known_wrong_result, known_crash)")
+                              "testing.known_failures (known_failure, known_wrong_result, known_crash, known_hang)")
     if result.skipped:
         return Status.SKIPPED, result.skipped[0][1]
     if result.known is not None:
