@@ -29,7 +29,7 @@ part of the cache key. Labels are Label()s, so the macros work from another work
 """
 
 load("//platforms:pools.bzl", "pool_exec_properties")
-load("//third_party/envs:envs.bzl", "DEFAULT", "ENVIRONMENTS", "enabled_setting", "env_files", "env_info", "python")
+load("//third_party/envs:envs.bzl", "DEFAULT", "ENVIRONMENTS", "SCENARIO_ENVS", "enabled_setting", "env_files", "env_info", "python")
 
 _SHIM = Label("//testing:env_main.py")
 _MAIN = Label("//testing/launcher:launcher.py")
@@ -199,7 +199,7 @@ def dist_py_test(
     if cpus != None:
         _check_int(name, "cpus", cpus)
     module = _module_name(name, srcs)
-    variants = _variants(name, world_sizes, phases, envs if envs != None else list(ENVIRONMENTS))
+    variants = _variants(name, world_sizes, phases, envs if envs != None else SCENARIO_ENVS)
     shards = _shard_counts(name, shard_count, variants)
     targets = []
     for suffix, run in variants:

@@ -50,11 +50,11 @@ def query_targets(pattern="//dsd/..."):
 
 
 def environments():
-    """[name] of the environments, the default first (third_party/envs/envs.bzl)."""
+    """[name] of the scenario environments, the default first (third_party/envs/envs.bzl)."""
     with open(os.path.join(ROOT, "third_party", "envs", "envs.bzl")) as f:
         text = f.read()
     default = re.search(r'^DEFAULT = "(\w+)"', text, re.M).group(1)
-    names = re.findall(r'^    "(\w+)": struct\(', text, re.M)
+    names = re.findall(r'^    "(\w+)": struct\(.*role = "scenarios"', text, re.M)
     return [default] + [n for n in names if n != default]
 
 

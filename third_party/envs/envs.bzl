@@ -11,14 +11,20 @@ load("//third_party:python_env.bzl", _python_env = "python_env")
 
 DEFAULT = "torch2_13"
 
+# role: "scenarios" (dist_py_test makes a variant of every module for it), or "tools" (the
+# repository tools' libraries; env_py_test(python_env = ...) only). always: enabled without a
+# flag. cuda: whether its torch build can use GPUs (a CPU build's targets always use CPU ranks).
 ENVIRONMENTS = {
-    # name: pinned by a lock, or an existing interpreter named by an environment variable;
-    #       cuda: whether its torch build can use GPUs (a CPU build's targets always use CPU ranks).
-    "torch2_13": struct(lock = "torch2_13.lock", interpreter_env = None, cuda = False),
-    "torch2_14": struct(lock = "torch2_14.lock", interpreter_env = None, cuda = True),
+    # name: pinned by a lock, or an existing interpreter named by an environment variable.
+    "torch2_13": struct(lock = "torch2_13.lock", interpreter_env = None, cuda = False, role = "scenarios", always = True),
+    "torch2_14": struct(lock = "torch2_14.lock", interpreter_env = None, cuda = True, role = "scenarios", always = False),
     # Your own torch (a nightly, a source build, a conda env): DSD_LOCAL_PYTHON=/path/to/python.
-    "local": struct(lock = None, interpreter_env = "DSD_LOCAL_PYTHON", cuda = True),
+    "local": struct(lock = None, interpreter_env = "DSD_LOCAL_PYTHON", cuda = True, role = "scenarios", always = False),
+    "tools": struct(lock = "tools.lock", interpreter_env = None, cuda = False, role = "tools", always = True),
 }
+
+# The environments every scenario module gets a variant for (unless its dist_py_test names others).
+SCENARIO_ENVS = [name for name, env in ENVIRONMENTS.items() if env.role == "scenarios"]
 
 PINNED = [name for name, env in ENVIRONMENTS.items() if env.lock]
 
@@ -40,7 +46,7 @@ def env_info(env):
 
 def enabled_setting(envs):
     """The config_setting under which all of `envs` are enabled (None: always)."""
-    extra = sorted([e for e in envs if e != DEFAULT])
+    extra = sorted([e for e in envs if not ENVIRONMENTS[e].always])
     if not extra:
         return None
     return Label("//third_party/envs:%s_enabled" % "_and_".join(extra))
@@ -59,7 +65,7 @@ def environment_settings():
     """One flag per optional environment (--//third_party/envs:torch2_14), the config_settings
     testing/defs.bzl selects on, and the constraint that makes a disabled environment's
     targets incompatible; see third_party/envs/BUILD.bazel."""
-    optional = sorted([name for name in ENVIRONMENTS if name != DEFAULT])
+    optional = sorted([name for name, env in ENVIRONMENTS.items() if not env.always])
     for name in optional:
         bool_flag(name = name, build_setting_default = False)
         native.config_setting(name = name + "_enabled", flag_values = {":" + name: "True"})
