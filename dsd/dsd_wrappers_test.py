@@ -30,20 +30,28 @@ KINDS = {
     "full_cpu_offload": {"full_state_dict": True, "cpu_offload": True},
     "flattened_optim": {"flatten_optimizer_state_dict": True},
 }
-# Not in the matrix: FSDP1 + full_state_dict + cpu_offload segfaults rank 0 on torch 2.13
-# (crash_regressions_test) and, with use_orig_params, hands rank 0 wrong optimizer state on 2.14
-# (test_fsdp1_full_cpu_offload_optimizer_state); FSDP1 + flatten_optimizer_state_dict aborts
-# rank 0 in set_state_dict (crash_regressions_test).
+# Every wrapper x kind is a case; the ones torch cannot serve skip with the reason and the case
+# that pins it (a combination left out silently would read as checked).
 FSDP1_CPU_OFFLOAD_CRASHES = affects("2.13")
-WRAPPER_X_KIND = tuple(
-    (f"{w}_{k}", w, k) for w in parallelisms.WRAPPERS for k in KINDS
-    if not ("cpu_offload" in KINDS[k] and (w == "fsdp1" or w.startswith("fsdp1") and FSDP1_CPU_OFFLOAD_CRASHES))
-)
-LOADABLE_WRAPPER_X_KIND = tuple(
-    (case, w, k) for case, w, k in WRAPPER_X_KIND
-    if "cpu_offload" not in KINDS[k]  # full cpu_offload state dicts exist on rank 0 only
-    and not (w == "fsdp1" and k == "flattened_optim")
-)
+WRAPPER_X_KIND = tuple((f"{w}_{k}", w, k) for w in parallelisms.WRAPPERS for k in KINDS)
+PINNED = "pinned by //dsd:crash_regressions_test"
+
+
+def left_out(wrapper, kind, loading=False):
+    """Why this (wrapper, state-dict kind) is not checked by a matrix case on this torch, or None."""
+    if kind == "full_cpu_offload" and wrapper.startswith("fsdp1") and FSDP1_CPU_OFFLOAD_CRASHES:
+        return f"FSDP1 + full_state_dict + cpu_offload crashes or fails rank 0 on this torch: {PINNED}"
+    if kind == "full_cpu_offload" and wrapper == "fsdp1":
+        return ("FSDP1 (use_orig_params) + full_state_dict + cpu_offload hands rank 0 wrong optimizer state on this "
+                "torch: its model state is checked by test_fsdp1_full_cpu_offload_model_state, the optimizer state "
+                "pinned by test_fsdp1_full_cpu_offload_optimizer_state")
+    if loading and kind == "full_cpu_offload":
+        return "a full cpu_offload state dict exists on rank 0 only: the other ranks have nothing to load"
+    if loading and wrapper == "fsdp1" and kind == "flattened_optim":
+        return f"FSDP1 set_state_dict(flatten_optimizer_state_dict=True) aborts rank 0 (mismatched collectives): {PINNED}"
+    return None
+
+
 # FSDP1 without use_orig_params flattens each unit into one FlatParameter: one requires_grad
 # and one optimizer param group per unit (test_fsdp1_flat_params_limits checks both errors).
 ORIG_PARAMS_WRAPPERS = tuple(w for w in parallelisms.WRAPPERS if w != "fsdp1_flat_params")
@@ -69,13 +77,20 @@ class DsdWrappersTest(VerifyStateDictMixin, DistributedTestCase):
         self.verify_msd(reference, msd, options, model)
         self.verify_osd(reference, ref_optim, osd, options, model)
 
+    def _skip_if_left_out(self, wrapper, kind, loading=False):
+        why = left_out(wrapper, kind, loading)
+        if why:
+            self.skipTest(why)
+
     @parameterized.named_parameters(*WRAPPER_X_KIND)
     def test_state_dict_matches_reference(self, wrapper, kind):
+        self._skip_if_left_out(wrapper, kind)
         reference, ref_optim, model, optim = self._pair(wrapper)
         self._verify(reference, ref_optim, model, optim, StateDictOptions(**KINDS[kind]))
 
-    @parameterized.named_parameters(*LOADABLE_WRAPPER_X_KIND)
+    @parameterized.named_parameters(*WRAPPER_X_KIND)
     def test_set_state_dict_restores_saved_state(self, wrapper, kind):
+        self._skip_if_left_out(wrapper, kind, loading=True)
         reference, ref_optim, model, optim = self._pair(wrapper)
         options = StateDictOptions(**KINDS[kind])
         msd, osd = copy.deepcopy(get_state_dict(model, optim, options=options))
@@ -141,7 +156,7 @@ class DsdWrappersTest(VerifyStateDictMixin, DistributedTestCase):
                         right=[], torch_versions="2.14")
     def test_fsdp1_full_cpu_offload_optimizer_state(self):
         if FSDP1_CPU_OFFLOAD_CRASHES:
-            self.skipTest("segfaults rank 0 on this torch: pinned by //dsd:crash_regressions_test")
+            self.skipTest(f"segfaults rank 0 on this torch: {PINNED}")
         _, _, model, optim = self._pair("fsdp1")
         _, full = get_state_dict(model, optim, options=StateDictOptions(**KINDS["full"]))
         _, offloaded = get_state_dict(model, optim, options=StateDictOptions(**KINDS["full_cpu_offload"]))
@@ -151,6 +166,16 @@ class DsdWrappersTest(VerifyStateDictMixin, DistributedTestCase):
                                 for key, value in states.items() if not torch.equal(value, offloaded["state"][fqn][key]))]
         torch.distributed.broadcast_object_list(differing, src=0)
         return differing[0]
+
+    def test_fsdp1_full_cpu_offload_model_state(self):
+        """The model half of FSDP1 (use_orig_params) full_state_dict + cpu_offload, which the matrix
+        leaves out for its optimizer state: on rank 0, on CPU, equal to the reference."""
+        if FSDP1_CPU_OFFLOAD_CRASHES:
+            self.skipTest(f"segfaults rank 0 on this torch: {PINNED}")
+        reference, _, model, optim = self._pair("fsdp1")
+        options = StateDictOptions(**KINDS["full_cpu_offload"])
+        msd, _ = get_state_dict(model, optim, options=options)
+        self.verify_msd(reference, msd, options, model)
 
     def test_fsdp1_flat_params_limits(self):
         with self.assertRaisesRegex(ValueError, "uniform `requires_grad` when `use_orig_params=False`"):

@@ -13,6 +13,7 @@ from absl.testing import parameterized
 
 from dsd.golden import layouts
 from testing.dist_test_case import DistributedTestCase
+from third_party.envs import catalog
 
 CORPUS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "testdata", "golden")
 GOLDENS = {os.path.relpath(os.path.dirname(p), CORPUS).replace("/", "_"): os.path.dirname(p)
@@ -25,7 +26,11 @@ class GoldenCorpusTest(DistributedTestCase):
         with open(os.path.join(CORPUS, "manifest.json")) as f:
             manifest = json.load(f)
         self.assertEqual(sorted(manifest["goldens"]), sorted(GOLDENS), "dsd/testdata/golden against its manifest")
-        for env in self.nonempty(manifest["environments"], "environments"):
+        pinned = catalog.pinned_scenario_envs()
+        self.assertEqual(sorted(manifest["environments"]), sorted(pinned),
+                         "the golden corpus's environments against third_party/envs/envs.bzl (a pinned environment "
+                         "without goldens: run python3 tools/golden.py in it)")
+        for env in self.nonempty(pinned, "pinned environments"):
             for layout in layouts.LAYOUTS:
                 self.assertIn(f"{env}_{layout}_ws2", GOLDENS, f"{env}: no {layout} golden")
 

@@ -7,8 +7,11 @@ its targets count, never a stale XML left in bazel-testlogs. For each target it 
 test.xml of every shard (last attempt) and counts passed, failed (assertions), errors,
 skipped and expected failures (<skipped type="pytest.xfail">, known torch bugs).
 
-Exit status 1 if any target did not pass, any case failed, or any target executed no case
-(nothing planned, or everything skipped): a target that tests nothing is not green.
+Exit status 1 if any target did not pass, any case failed, a shard's XML is missing, or any
+target executed no case (nothing planned, or everything skipped): a target that tests nothing is
+not green. Where the executed targets' time went outside their cases (the launcher's timing.*
+properties) is summarised: the median overhead per target, the five largest parts, the five
+targets with the most.
 --skipped also lists every skip and expected failure with its reason. The targets' warnings
 (Bazel's test.warnings, e.g. CPU ranks where GPUs were wanted) are listed once per text.
 """
@@ -17,6 +20,7 @@ import argparse
 import collections
 import json
 import os
+import statistics
 import sys
 import urllib.parse
 import xml.etree.ElementTree as ET
@@ -75,11 +79,25 @@ def _path(uri):
     return urllib.parse.unquote(urllib.parse.urlparse(uri).path)
 
 
+def timing(xml_paths):
+    """{part: seconds} summed over the shards' XMLs: the launcher's timing.* properties (where the
+    target's time went, testing/launcher/timing.py); {} for targets that do not write them."""
+    parts = collections.Counter()
+    for path in xml_paths:
+        if os.path.exists(path):
+            for prop in ET.parse(path).getroot().iter("property"):
+                if prop.get("name", "").startswith("timing."):
+                    parts[prop.get("name")[len("timing."):]] += float(prop.get("value"))
+    return dict(parts)
+
+
 def count(xml_paths):
-    """{status: n} over the XMLs, and [(status, case id, reason)] of skips and expected failures."""
-    counts, notes = dict.fromkeys(STATUSES, 0), []
+    """{status: n} over the XMLs, [(status, case id, reason)] of skips and expected failures, and
+    the XMLs the build event file names that do not exist (a shard's results missing)."""
+    counts, notes, missing = dict.fromkeys(STATUSES, 0), [], []
     for path in xml_paths:
         if not os.path.exists(path):
+            missing.append(path)
             continue
         for case in ET.parse(path).getroot().iter("testcase"):
             status = case_status(case)
@@ -87,7 +105,7 @@ def count(xml_paths):
             if status in ("skipped", "xfailed"):
                 reason = next((el.get("message", "") for el in case if el.tag == "skipped"), "")
                 notes.append((status, f"{case.get('classname')}.{case.get('name')}", reason))
-    return counts, notes
+    return counts, notes, missing
 
 
 def warnings(targets):
@@ -106,16 +124,35 @@ def warnings(targets):
 def summarize(events_path):
     rows = []
     for label, target in read_events(events_path).items():
-        counts, notes = count(target["xmls"])
+        counts, notes, missing = count(target["xmls"])
         problems = []
         if target["status"] not in _OK:
             problems.append(f"status {target['status']}")
         if not target["xmls"]:
             problems.append("no test.xml")
+        problems += [f"missing {os.path.relpath(path)}" for path in missing]
         if sum(counts[s] for s in ("passed", "failed", "errors", "xfailed")) == 0:
             problems.append("executed no case")
         rows.append((label, target, counts, notes, problems))
     return rows
+
+
+def overheads(rows, top=5):
+    """Lines on where the executed targets' time went outside their cases: the median overhead
+    per target, the `top` largest parts summed over targets, and the `top` targets with most."""
+    executed = {label: timing(target["xmls"]) for label, target, *_ in rows if not target["cached"]}
+    executed = {label: parts for label, parts in executed.items() if "overhead" in parts}
+    if not executed:
+        return []
+    per_target = sorted(parts["overhead"] for parts in executed.values())
+    totals = collections.Counter()
+    for parts in executed.values():
+        totals.update({k: v for k, v in parts.items() if k not in ("wall", "overhead", "cases", "fixtures")})
+    worst = sorted(executed.items(), key=lambda kv: -kv[1]["overhead"])[:top]
+    return [f"overhead outside cases: {len(executed)} executed targets, median {statistics.median(per_target):.2f}s, "
+            f"max {per_target[-1]:.2f}s per target",
+            "largest overheads: " + ", ".join(f"{part} {seconds:.1f}s" for part, seconds in totals.most_common(top)),
+            "targets with the most: " + ", ".join(f"{label} {parts['overhead']:.1f}s" for label, parts in worst)]
 
 
 def main(argv):
@@ -141,6 +178,8 @@ def main(argv):
     for text, labels in sorted(warnings({label: target for label, target, *_ in rows}).items()):
         shown = ", ".join(labels[:3]) + (f" and {len(labels) - 3} more" if len(labels) > 3 else "")
         print(f"warning ({len(labels)} target{'s' if len(labels) > 1 else ''}: {shown}): {text}")
+    for line in overheads(rows):
+        print(line)
     totals = {s: sum(r[2][s] for r in rows) for s in STATUSES}
     bad = [label for label, *_, problems in rows if problems]
     print(f"{len(rows)} test targets in the last invocation ({os.path.basename(args.events)})")

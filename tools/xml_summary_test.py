@@ -26,11 +26,13 @@ class XmlSummaryTest(unittest.TestCase):
         self.tmp = tempfile.mkdtemp()
         self.events = []
 
-    def target(self, label, status, *cases, shards=1, cached=False, warning=None):
+    def target(self, label, status, *cases, shards=1, cached=False, warning=None, timing=None):
+        props = "".join(f"<property name='timing.{k}' value='{v}'/>" for k, v in (timing or {}).items())
         for shard in range(1, shards + 1):
             path = os.path.join(self.tmp, label.replace("/", "_").replace(":", "_") + f"_{shard}.xml")
             with open(path, "w") as f:
-                f.write("<testsuites><testsuite>" + "".join(CASES[c] for c in cases) + "</testsuite></testsuites>")
+                f.write(f"<testsuites><testsuite><properties>{props}</properties>" + "".join(CASES[c] for c in cases)
+                        + "</testsuite></testsuites>")
             outputs = [{"name": "test.xml", "uri": "file://" + path}]
             if warning:
                 with open(path + ".warnings", "w") as f:
@@ -90,6 +92,26 @@ class XmlSummaryTest(unittest.TestCase):
         self.assertIn("warning (4 targets: //a:a, //a:b, //a:c and 1 more): ranks ran on CPU with gloo, not CUDA\n",
                       out)
         self.assertEqual(out.count("warning"), 1)
+
+    def test_a_missing_shard_xml_is_reported_and_not_green(self):
+        self.target("//a:t", "PASSED", "passed", shards=2)
+        os.remove(os.path.join(self.tmp, "__a_t_2.xml"))
+        rc, out = self.run_summary()
+        self.assertEqual(rc, 1, out)
+        self.assertIn("missing ", out)
+        self.assertIn("__a_t_2.xml", out)
+
+    def test_where_the_time_went(self):
+        self.target("//a:t", "PASSED", "passed", timing={"wall": 9.0, "cases": 3.0, "fixtures": 1.0, "overhead": 5.0,
+                                                        "starter": 2.5, "imports": 1.5, "teardown": 1.0})
+        self.target("//a:u", "PASSED", "passed", timing={"wall": 4.0, "cases": 1.0, "fixtures": 0.0, "overhead": 3.0,
+                                                        "starter": 2.0, "imports": 0.5, "teardown": 0.5})
+        self.target("//a:cached", "PASSED", "passed", cached=True, timing={"overhead": 99.0, "starter": 99.0})
+        rc, out = self.run_summary()
+        self.assertEqual(rc, 0, out)
+        self.assertIn("overhead outside cases: 2 executed targets, median 4.00s, max 5.00s per target", out)
+        self.assertIn("largest overheads: starter 4.5s, imports 2.0s, teardown 1.5s", out)
+        self.assertIn("targets with the most: //a:t 5.0s, //a:u 3.0s", out)
 
     def test_a_missing_event_file_fails(self):
         rc = xml_summary.main(["--events", os.path.join(self.tmp, "none.json")])
