@@ -74,7 +74,7 @@ class Launch:
     def run(self):
         env = dict(os.environ)
         env.setdefault("OMP_NUM_THREADS", "1")
-        env.update(PYTHONUNBUFFERED="1", DSD_LAUNCHER_PID=str(os.getpid()), **dict([self.token]),
+        env.update(PYTHONUNBUFFERED="1", DSD_LAUNCHER_PID=str(os.getpid()), DSD_RANK_GROUP="1", **dict([self.token]),
                    **self.config.extra_env, **(self.flight_recorder.env() if self.flight_recorder else {}))
         cmd = starters.command(self.config.starter, self.config.python, self.world_size, self.dir, self.spec_file,
                                self.spec.test_module)
