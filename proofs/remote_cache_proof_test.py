@@ -62,7 +62,7 @@ class Checkout:
 
     def bazel(self, *args):
         env = {"HOME": self.home, "PATH": os.environ["PATH"], "DSD_CACHE_DIR": self.cache,
-               "BAZEL_REAL": host_tools.tool("bazel"), "DSD_HOST_TOOLS_INSTALL": "0", **self.extra_env}
+               "BAZEL_REAL": host_tools.tool("bazel"), **self.extra_env}
         return subprocess.run([os.path.join(self.path, "bazelw"), *self.startup, *args], cwd=self.path, env=env,
                               capture_output=True, text=True, timeout=1800)
 

@@ -1,12 +1,12 @@
-"""Host programs as repositories: @host_bazel (the Bazel binary for nested runs) and
-@proof_servers (nginx, PostgreSQL, BuildGrid for the remote proofs).
+"""Host programs as repositories: @host_bazel (the Bazel binary for nested runs), @proof_servers
+(nginx, PostgreSQL, BuildGrid for the remote proofs), @report_browser (Chromium and its driver,
+PostgreSQL, for the history store's and report's tests).
 
 Each is a tools.json written by third_party/host_tools.py: paths and versions, or a one-line
-reason per missing program. @proof_servers installs what is missing (as root on Debian) when
-first fetched, i.e. only when a proof is built; DSD_HOST_TOOLS_INSTALL=0 turns that off.
-./bazelw passes DSD_HOST_TOOLS_FINGERPRINT, which changes when a program appears or goes, so
-the repository (and the proofs' cache key) follows the host. The targets that read these files
-run only locally (tag no-remote): paths of this host are part of their key.
+reason per missing program. These rules only find programs; installing them is `./bazelw setup`,
+a visible step. ./bazelw passes DSD_HOST_TOOLS_FINGERPRINT, which changes when a program appears
+or goes, so the repositories (and the cache keys of the tests reading them) follow the host. The
+targets that read these files run only locally (tag no-remote): paths of this host are in their key.
 """
 
 def _host_tools_impl(rctx):
@@ -14,10 +14,6 @@ def _host_tools_impl(rctx):
     if not python:
         fail("%s: no python3 on PATH" % rctx.name)
     args = [python, rctx.path(rctx.attr._script), "--out", "tools.json", "--tools", ",".join(rctx.attr.tools)]
-    if rctx.attr.install and rctx.os.environ.get("DSD_HOST_TOOLS_INSTALL", "1") == "1":
-        args.append("--install")
-    if rctx.attr.buildgrid_requirements:
-        args += ["--buildgrid_requirements", str(rctx.path(rctx.attr.buildgrid_requirements))]
     result = rctx.execute(args, timeout = 1800, quiet = False)
     if result.return_code != 0:
         fail("%s: %s" % (rctx.name, (result.stderr.strip() or result.stdout.strip()).splitlines()[-1]))
@@ -27,20 +23,14 @@ def _host_tools_impl(rctx):
 host_tools = repository_rule(
     implementation = _host_tools_impl,
     attrs = {
-        "tools": attr.string_list(mandatory = True),
-        "install": attr.bool(default = False),
-        "buildgrid_requirements": attr.label(allow_single_file = True),
+        "tools": attr.string_list(mandatory = True, doc = "host_tools.py names: bazel, nginx, postgresql, buildgrid, chromium"),
         "_script": attr.label(default = "//third_party:host_tools.py", allow_single_file = True),
     },
-    environ = ["DSD_BAZEL", "DSD_BASE_PYTHON", "DSD_CACHE_DIR", "DSD_HOST_TOOLS_FINGERPRINT", "DSD_HOST_TOOLS_INSTALL"],
+    environ = ["DSD_BAZEL", "DSD_CACHE_DIR", "DSD_HOST_TOOLS_FINGERPRINT", "HOME", "XDG_CACHE_HOME"],
     local = True,
 )
 
 def host_tools_repositories():
     host_tools(name = "host_bazel", tools = ["bazel"])
-    host_tools(
-        name = "proof_servers",
-        tools = ["nginx", "postgresql", "buildgrid"],
-        install = True,
-        buildgrid_requirements = Label("//third_party:requirements-remote-proof.txt"),
-    )
+    host_tools(name = "proof_servers", tools = ["nginx", "postgresql", "buildgrid"])
+    host_tools(name = "report_browser", tools = ["chromium", "postgresql"])

@@ -1,11 +1,12 @@
-"""Finds (and, as root on Debian, installs) the host programs that the infrastructure proofs need.
+"""Finds the host programs that the proofs and the report's browser test need, and installs them
+when asked (`./bazelw setup`, the visible machine set-up step; as root on Debian).
 
-Run by the @proof_servers and @host_bazel repository rules (third_party/host_tools.bzl), so the
-programs are installed only when a target that needs them is built, the way ./bazelw installs
-Bazel. Writes a JSON object {tool: {"path": ..., "version": ...}} where a tool is missing:
-{tool: {"missing": "<one line saying what to install>"}}. Stdlib only.
+The repository rules (@proof_servers, @report_browser, @host_bazel: third_party/host_tools.bzl)
+only find: a missing program is a one-line reason in the JSON, and the test that needs it fails
+with that line. Writes {tool: {"path": ..., "version": ...}} or {tool: {"missing": "..."}}.
+Stdlib only.
 
-    python3 host_tools.py --out tools.json --tools nginx,postgresql,buildgrid [--install]
+    python3 host_tools.py --out tools.json --tools nginx,postgresql,buildgrid,chromium [--install]
 """
 
 import argparse
@@ -16,13 +17,15 @@ import shutil
 import subprocess
 import sys
 
-APT = {"nginx": "nginx-light", "postgresql": "postgresql"}
+APT = {"nginx": ["nginx-light"], "postgresql": ["postgresql"], "chromium": ["chromium", "chromium-driver"]}
 WHY = {
-    "nginx": "needs nginx for the HTTP cache proof: apt-get install nginx-light (or run ./bazelw as root on Debian)",
-    "postgresql": "needs PostgreSQL's server binaries for BuildGrid: apt-get install postgresql "
-                  "(or run ./bazelw as root on Debian)",
-    "buildgrid": "needs BuildGrid in its own venv: python3 -m venv $DSD_CACHE_DIR/remote-proof-venv && "
-                 "pip install -r third_party/requirements-remote-proof.txt (@proof_servers does this when a proof is built, unless DSD_HOST_TOOLS_INSTALL=0)",
+    "nginx": "needs nginx for the HTTP cache proof: run ./bazelw setup (as root on Debian), or apt-get install nginx-light",
+    "postgresql": "needs PostgreSQL's server binaries (BuildGrid, the history store's test): run ./bazelw setup "
+                  "(as root on Debian), or apt-get install postgresql",
+    "buildgrid": "needs BuildGrid in its own venv: run ./bazelw setup, or python3 -m venv "
+                 "$DSD_CACHE_DIR/remote-proof-venv && pip install -r third_party/requirements-remote-proof.txt",
+    "chromium": "needs Chromium and its driver for the report's browser test: run ./bazelw setup (as root on "
+                "Debian), or apt-get install chromium chromium-driver",
     "bazel": "needs a Bazel binary for nested runs: install bazelisk, or run ./bazelw (as root on Debian it installs Bazel)",
 }
 
@@ -50,6 +53,9 @@ def find(tool, cache_dir):
             version = _version([python, "-c", "import importlib.metadata as m; print(m.version('buildgrid'))"])
             return {"path": python, "version": version}
         return None
+    if tool == "chromium":
+        browser, driver = shutil.which("chromium"), shutil.which("chromedriver")
+        return browser and driver and {"path": browser, "driver": driver, "version": _version([browser, "--version"])}
     if tool == "bazel":
         path = os.environ.get("DSD_BAZEL")
         return path and os.access(path, os.X_OK) and {"path": path, "version": _version([path, "--version"])}
@@ -60,7 +66,7 @@ def install(tool, cache_dir, requirements):
     """Installs `tool` if that is possible here; errors go to stderr, the caller re-checks."""
     if tool in APT and os.geteuid() == 0 and shutil.which("apt-get"):
         env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-        cmd = ["apt-get", "install", "-y", "-q", APT[tool]]
+        cmd = ["apt-get", "install", "-y", "-q", *APT[tool]]
         if subprocess.run(cmd, env=env, stdout=sys.stderr).returncode:
             subprocess.run(["apt-get", "update", "-q"], env=env, stdout=sys.stderr)
             subprocess.run(cmd, env=env, stdout=sys.stderr)
@@ -85,7 +91,7 @@ def main(argv):
     for tool in args.tools.split(","):
         found = find(tool, cache_dir)
         if not found and args.install:
-            print(f"host_tools: installing {tool} for the proofs", file=sys.stderr)
+            print(f"host_tools: installing {tool}", file=sys.stderr)
             install(tool, cache_dir, args.buildgrid_requirements)
             found = find(tool, cache_dir)
         report[tool] = found or {"missing": WHY[tool]}

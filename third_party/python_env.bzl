@@ -83,6 +83,7 @@ python_env = repository_rule(
         "_install": attr.label(default = "//third_party/envs:install.py", allow_single_file = True),
         "_probe": attr.label(default = "//third_party/envs:probe.py", allow_single_file = True),
     },
-    environ = ["DSD_BASE_PYTHON", "DSD_CACHE_DIR", "DSD_ENV_ROOT", "DSD_LOCAL_PYTHON", "DSD_LOCAL_FINGERPRINT"],
+    environ = ["DSD_BASE_PYTHON", "DSD_CACHE_DIR", "DSD_ENV_ROOT", "DSD_LOCAL_PYTHON", "DSD_LOCAL_FINGERPRINT", "HOME",
+               "XDG_CACHE_HOME"],
     local = True,
 )

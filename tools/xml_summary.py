@@ -1,6 +1,6 @@
 """Case totals of the last `bazel test` invocation, per target and in all. Stdlib only.
 
-    python3 tools/xml_summary.py [--events bazel-events.json] [--skipped]
+    python3 tools/xml_summary.py [--events bazel-events.json] [--skipped] [--slowest N]
 
 Reads the build event file of that invocation (./bazelw makes `bazel test` write it), so only
 its targets count, never a stale XML left in bazel-testlogs. For each target it reads the
@@ -25,6 +25,9 @@ import sys
 import urllib.parse
 import xml.etree.ElementTree as ET
 
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from third_party.envs import catalog  # noqa: E402
+
 STATUSES = ("passed", "failed", "errors", "skipped", "xfailed")
 _OK = ("PASSED", "FLAKY")
 
@@ -45,8 +48,8 @@ def case_status(case):
 
 def read_events(path):
     """{label: {"status": overall status, "cached": bool, "xmls": [path per shard],
-    "warnings": [test.warnings path per shard]}}."""
-    results, summaries = collections.defaultdict(dict), {}
+    "warnings": [test.warnings path per shard], "seconds": test time over every shard and attempt}}."""
+    results, summaries, seconds = collections.defaultdict(dict), {}, collections.Counter()
     with open(path) as f:
         for line in f:
             event = json.loads(line)
@@ -56,11 +59,13 @@ def read_events(path):
                 outputs = {o["name"]: o["uri"] for o in event.get("testResult", {}).get("testActionOutput", [])}
                 shard = (rid.get("shard", 1), rid.get("run", 1))
                 previous = results[rid["label"]].get(shard)
+                result = event.get("testResult", {})
                 if previous is None or rid.get("attempt", 1) >= previous[0]:
-                    cached = event.get("testResult", {}).get("cachedLocally", False) or \
-                        event.get("testResult", {}).get("executionInfo", {}).get("cachedRemotely", False)
+                    cached = result.get("cachedLocally", False) or \
+                        result.get("executionInfo", {}).get("cachedRemotely", False)
                     results[rid["label"]][shard] = (rid.get("attempt", 1), outputs.get("test.xml"), cached,
                                                     outputs.get("test.warnings"))
+                seconds[rid["label"]] += int(result.get("testAttemptDurationMillis", 0) or 0) / 1000
             elif kind == "testSummary":
                 summaries[event["id"]["testSummary"]["label"]] = event.get("testSummary", {}).get("overallStatus", "?")
     targets = {}
@@ -71,8 +76,37 @@ def read_events(path):
             "cached": bool(shards) and all(cached for _, _, cached, _ in shards.values()),
             "xmls": [_path(uri) for _, uri, _, _ in shards.values() if uri],
             "warnings": [_path(uri) for *_, uri in shards.values() if uri],
+            "seconds": round(seconds[label], 1),
         }
     return targets
+
+
+def left_out(path):
+    """{label: tags} of the test targets Bazel skipped as incompatible in that invocation (the
+    variants of disabled environments), from the build event file."""
+    tags, skipped = {}, []
+    with open(path) as f:
+        for line in f:
+            event = json.loads(line)
+            kind = next(iter(event["id"]))
+            if kind == "targetConfigured" and "configured" in event:
+                tags[event["id"]["targetConfigured"]["label"]] = event["configured"].get("tag", [])
+            elif kind == "targetCompleted" and event.get("aborted", {}).get("reason") == "SKIPPED":
+                skipped.append(event["id"]["targetCompleted"]["label"])
+    return {label: tags.get(label, []) for label in skipped}
+
+
+def left_out_line(skipped):
+    """One line for the variants of disabled environments (Bazel's terse summary counts them)."""
+    if not skipped:
+        return None
+    envs = catalog.environments()
+    per_env = collections.Counter(next((t for t in tags if t in envs), "other") for tags in skipped.values())
+    hints = {"local": "--config=local-torch with DSD_LOCAL_PYTHON=/path/to/python"}
+    how = sorted({hints.get(env, "--config=all-envs") for env in per_env if env != "other"})
+    return (f"left out: {len(skipped)} test targets of disabled environments ("
+            + ", ".join(f"{env}: {n}" for env, n in sorted(per_env.items())) + ")"
+            + (f"; enable them with {' or '.join(how)}" if how else ""))
 
 
 def _path(uri):
@@ -160,6 +194,7 @@ def main(argv):
     p.add_argument("--events", default=os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                                                    "bazel-events.json"))
     p.add_argument("--skipped", action="store_true")
+    p.add_argument("--slowest", type=int, default=0, metavar="N", help="list the N targets that took longest")
     args = p.parse_args(argv)
     if not os.path.exists(args.events):
         print(f"xml_summary: no build event file {args.events}: run the tests with ./bazelw test "
@@ -178,8 +213,13 @@ def main(argv):
     for text, labels in sorted(warnings({label: target for label, target, *_ in rows}).items()):
         shown = ", ".join(labels[:3]) + (f" and {len(labels) - 3} more" if len(labels) > 3 else "")
         print(f"warning ({len(labels)} target{'s' if len(labels) > 1 else ''}: {shown}): {text}")
-    for line in overheads(rows):
-        print(line)
+    if args.slowest:
+        ran = sorted(((t["seconds"], label) for label, t, *_ in rows if not t["cached"]), reverse=True)
+        print(f"slowest {min(args.slowest, len(ran))} targets (test time, every shard): "
+              + ", ".join(f"{label} {s:.0f}s" for s, label in ran[:args.slowest]))
+    for line in overheads(rows) + [left_out_line(left_out(args.events))]:
+        if line:
+            print(line)
     totals = {s: sum(r[2][s] for r in rows) for s in STATUSES}
     bad = [label for label, *_, problems in rows if problems]
     print(f"{len(rows)} test targets in the last invocation ({os.path.basename(args.events)})")

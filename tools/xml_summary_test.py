@@ -113,6 +113,18 @@ class XmlSummaryTest(unittest.TestCase):
         self.assertIn("largest overheads: starter 4.5s, imports 2.0s, teardown 1.5s", out)
         self.assertIn("targets with the most: //a:t 5.0s, //a:u 3.0s", out)
 
+    def test_variants_of_disabled_environments_are_one_line(self):
+        self.target("//a:t_gpu2", "PASSED", "passed")
+        for label, env in (("//a:t_gpu2_torch2_14", "torch2_14"), ("//a:t_gpu4_torch2_14", "torch2_14"),
+                           ("//a:t_gpu2_local", "local")):
+            self.events.append({"id": {"targetConfigured": {"label": label}}, "configured": {"tag": ["gpu2", env]}})
+            self.events.append({"id": {"targetCompleted": {"label": label}}, "aborted": {"reason": "SKIPPED"}})
+        rc, out = self.run_summary()
+        self.assertEqual(rc, 0, out)
+        self.assertIn("left out: 3 test targets of disabled environments (local: 1, torch2_14: 2); enable them with "
+                      "--config=all-envs or --config=local-torch", out)
+        self.assertNotIn("t_gpu2_torch2_14", out, "not one by one")
+
     def test_a_missing_event_file_fails(self):
         rc = xml_summary.main(["--events", os.path.join(self.tmp, "none.json")])
         self.assertEqual(rc, 1)
