@@ -15,7 +15,7 @@ Property names differ between executors; change them here, once, for every targe
   EstimatedCPU / EstimatedMemory   sizing hints for schedulers that bin-pack actions
 """
 
-load("//testing:flags.bzl", "string_flag")
+load("@bazel_skylib//rules:common_settings.bzl", "string_flag")
 
 POOL_PROPERTY = "Pool"
 CONTAINER_IMAGE_PROPERTY = "container-image"
@@ -63,5 +63,5 @@ def pool_exec_properties(world_size):
 
 def pool_settings():
     """--//platforms:pool=cpu (--config=rbe-cpu) and its config_setting; see platforms/BUILD.bazel."""
-    string_flag(name = "pool", build_setting_default = "gpu")
+    string_flag(name = "pool", build_setting_default = "gpu", values = ["gpu", CPU_POOL])
     native.config_setting(name = "cpu_pool", flag_values = {":pool": "cpu"})

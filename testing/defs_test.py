@@ -11,12 +11,13 @@ from tools.testing.nested_bazel import NestedBazel
 from tools.testing.nested_bazel import host_bazelrc
 
 ROOT = os.path.dirname(os.path.dirname(os.path.realpath(__file__)))
-BZL = ["testing/defs.bzl", "testing/flags.bzl", "platforms/pools.bzl", "third_party/envs/envs.bzl",
-       "third_party/python_env.bzl", "third_party/envs/install.py", "third_party/envs/probe.py"]
+BZL = ["testing/defs.bzl", "testing/settings.bzl", "platforms/pools.bzl", "third_party/envs/envs.bzl",
+       "third_party/envs/settings.bzl", "third_party/python_env.bzl", "third_party/envs/install.py",
+       "third_party/envs/probe.py"]
 BUILDS = {
     "WORKSPACE": ('workspace(name = "macro_test")\n'
                   'load("//third_party/envs:envs.bzl", "python_env_repositories")\npython_env_repositories()\n'),
-    "testing/BUILD": ('package(default_visibility = ["//visibility:public"])\nload(":flags.bzl", "device_settings")\n'
+    "testing/BUILD": ('package(default_visibility = ["//visibility:public"])\nload(":settings.bzl", "device_settings")\n'
                       'device_settings()\nexports_files(["env_main.py"])\n'),
     "testing/env_main.py": "",
     "testing/launcher/BUILD": ('package(default_visibility = ["//visibility:public"])\nexports_files(["launcher.py"])\n'
@@ -24,10 +25,12 @@ BUILDS = {
     "testing/launcher/launcher.py": "",
     "platforms/BUILD": 'load(":pools.bzl", "pool_settings")\npool_settings()\n',
     "third_party/BUILD": 'exports_files(["python_env.bzl"])\n',
-    "third_party/envs/BUILD": ('load(":envs.bzl", "environment_settings")\nenvironment_settings()\n'
-                               'exports_files(["torch2_13.lock", "torch2_14.lock", "install.py", "probe.py"])\n'),
+    "third_party/envs/BUILD": ('load(":settings.bzl", "environment_settings")\nenvironment_settings()\n'
+                               'exports_files(["torch2_13.lock", "torch2_14.lock", "tools.lock", "install.py", '
+                               '"probe.py"])\n'),
     "third_party/envs/torch2_13.lock": "",
     "third_party/envs/torch2_14.lock": "",
+    "third_party/envs/tools.lock": "",
     "pkg/m_test.py": "",
 }
 

@@ -6,7 +6,6 @@ DEFAULT runs everywhere and needs no flag; the others are enabled by their bool 
 installs them unasked.
 """
 
-load("//testing:flags.bzl", "bool_flag")
 load("//third_party:python_env.bzl", _python_env = "python_env")
 
 DEFAULT = "torch2_13"
@@ -60,21 +59,3 @@ def python_env_repositories():
             lock = Label("//third_party/envs:" + env.lock) if env.lock else None,
             interpreter_env = env.interpreter_env or "",
         )
-
-def environment_settings():
-    """One flag per optional environment (--//third_party/envs:torch2_14), the config_settings
-    testing/defs.bzl selects on, and the constraint that makes a disabled environment's
-    targets incompatible; see third_party/envs/BUILD.bazel."""
-    optional = sorted([name for name, env in ENVIRONMENTS.items() if not env.always])
-    for name in optional:
-        bool_flag(name = name, build_setting_default = False)
-        native.config_setting(name = name + "_enabled", flag_values = {":" + name: "True"})
-    for a in optional:
-        for b in optional:
-            if a < b:
-                native.config_setting(
-                    name = "%s_and_%s_enabled" % (a, b),
-                    flag_values = {":" + a: "True", ":" + b: "True"},
-                )
-    native.constraint_setting(name = "environment")
-    native.constraint_value(name = "disabled", constraint_setting = ":environment")
