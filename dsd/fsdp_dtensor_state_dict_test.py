@@ -181,3 +181,34 @@ class FsdpWithDeviceMeshAndDTensorTest(DistributedTestCase):
         box = [run_repro(os.path.join(REPRO_DIR, "fsdp1_shared_state_dict_config.py")) if self.rank == 0 else None]
         dist.broadcast_object_list(box, src=0)
         return box[0]
+
+    @parameterized.named_parameters(*SHARDING)
+    def test_dtensor_global_shape_is_the_unsharded_shape(self, even):
+        """Upstream's test_dtensor_size_debug: a sharded state dict's DTensors report the global
+        shape (the unsharded parameter's), not the local shard's, also when FSDP1's shards are
+        uneven or empty; model and optimizer state alike."""
+        model, optim = self._create_model(even, self._mesh())
+        FSDP.set_state_dict_type(model, StateDictType.SHARDED_STATE_DICT)
+        unsharded = {fqn: tuple(p.shape) for fqn, p in dummy_model(even).named_parameters()}
+        msd = model.state_dict()
+        self.assertEqual(sorted(msd), sorted(unsharded), "model state dict FQNs")
+        values = dict(msd)
+        for fqn, state in FSDP.optim_state_dict(model, optim)["state"].items():
+            values.update({f"{fqn}.{key}": value for key, value in state.items() if key != "step"})
+
+        local_rows = {}
+        for key, value in self.nonempty(values, "model and optimizer state").items():
+            fqn = key if key in unsharded else key.rpartition(".")[0]
+            self.assertIsInstance(value, DTensor, key)
+            self.assertEqual(tuple(value.shape), unsharded[fqn],
+                             f"{key}: DTensor.shape {tuple(value.shape)} is not the unsharded shape {unsharded[fqn]}")
+            local_rows[key] = value.to_local().shape[0]
+        everyone = [None] * self.world_size
+        dist.all_gather_object(everyone, local_rows)
+        for key in values:
+            rows = [ranks[key] for ranks in everyone]
+            fqn = key if key in unsharded else key.rpartition(".")[0]
+            self.assertEqual(sum(rows), unsharded[fqn][0], f"{key}: local rows {rows} do not add up to the global rows")
+        if not even:
+            uneven = sorted(k for k in values if len({ranks[k] for ranks in everyone}) > 1)
+            self.assertNotEqual(uneven, [], "precondition: the uneven model has uneven shards")

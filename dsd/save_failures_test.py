@@ -1,12 +1,15 @@
 """Saving fails safely: a storage failure on one rank, at any stage of dcp.save, raises a
 CheckpointException naming that rank on every rank, without a hang, also when the coordinator
 is rank 1; the failed save leaves no loadable checkpoint, and the next save into the same
-directory works. FileSystemWriter(overwrite=False) refuses an existing checkpoint and leaves it
-intact. A failed save over an existing checkpoint does not leave it intact (pinned).
+directory works. On a process group whose ranks are ordered differently from the world's,
+coordinator_rank is a rank of that group (not a global rank) for the save and the load.
+FileSystemWriter(overwrite=False) refuses an existing checkpoint and leaves it intact. A failed
+save over an existing checkpoint does not leave it intact (pinned).
 
 Spec: PyTorch's test_checkpoint.py (faulty storage writers failing at each stage on chosen ranks
-and coordinators -> CheckpointException), test_file_system_checkpoint_cpu.py and the overwrite
-cases of e2e/test_e2e_save_and_load.py / test_fsspec.py.
+and coordinators -> CheckpointException), test_utils.py (_DistWrapper's coordinator on a
+sub-group), test_file_system_checkpoint_cpu.py and the overwrite cases of
+e2e/test_e2e_save_and_load.py / test_fsspec.py.
 """
 
 import os
@@ -68,11 +71,38 @@ class FaultyWriter(dcp.FileSystemWriter):
         return super().finish(metadata, results)
 
 
-def save_state_dict_with_coordinator(state_dict, writer, coordinator_rank):
+def save_state_dict_with_coordinator(state_dict, writer, coordinator_rank, process_group=None):
     """dcp.save has no coordinator_rank; the deprecated save_state_dict still takes one."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)
-        dcp.save_state_dict(state_dict, writer, coordinator_rank=coordinator_rank)
+        dcp.save_state_dict(state_dict, writer, process_group=process_group, coordinator_rank=coordinator_rank)
+
+
+def load_state_dict_with_coordinator(state_dict, reader, coordinator_rank, process_group=None):
+    """dcp.load has no coordinator_rank; the deprecated load_state_dict still takes one."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        dcp.load_state_dict(state_dict, reader, process_group=process_group, coordinator_rank=coordinator_rank)
+
+
+class CoordinatorRecordingWriter(dcp.FileSystemWriter):
+    """A FileSystemWriter that remembers whether DCP made this rank the coordinator."""
+
+    is_coordinator = None
+
+    def set_up_storage_writer(self, is_coordinator, *args, **kwargs):
+        self.is_coordinator = is_coordinator
+        return super().set_up_storage_writer(is_coordinator, *args, **kwargs)
+
+
+class CoordinatorRecordingReader(dcp.FileSystemReader):
+    """A FileSystemReader that remembers whether DCP made this rank the coordinator."""
+
+    is_coordinator = None
+
+    def set_up_storage_reader(self, metadata, is_coordinator, *args, **kwargs):
+        self.is_coordinator = is_coordinator
+        return super().set_up_storage_reader(metadata, is_coordinator, *args, **kwargs)
 
 
 # (name, stage, failing rank, coordinator rank)
@@ -144,6 +174,42 @@ class SaveFailuresTest(transformer_checks.TransformerCase):
         trained = self.trained("fsdp2")
         save_state_dict_with_coordinator(self.state(trained), dcp.FileSystemWriter(path), 1)
         self.assert_loads_as_reference(path, trained, "saved with coordinator_rank=1")
+
+    def assert_coordinator(self, is_coordinator, expected, what):
+        """Exactly global rank `expected` was the coordinator of `what`."""
+        flags = [None] * self.world_size
+        dist.all_gather_object(flags, is_coordinator)
+        self.assertEqual([r for r, flag in enumerate(flags) if flag], [expected],
+                         f"{what}: global ranks that coordinated (is_coordinator per rank: {flags})")
+
+    def test_coordinator_rank_of_a_reordered_group_is_a_group_rank(self):
+        """A group of every rank in reverse order (dist.new_group(sort_ranks=False)): its rank 0 is
+        the last global rank. save_state_dict / load_state_dict(process_group=group,
+        coordinator_rank=0) coordinate on that rank, and the checkpoint loads correctly through
+        the group and through the default one."""
+        path = self.checkpoint_dir()
+        trained = self.trained("fsdp2")
+        ranks = list(reversed(range(self.world_size)))
+        group = dist.new_group(ranks, sort_ranks=False)
+        coordinator = ranks[0]
+        self.assertEqual([dist.get_global_rank(group, r) for r in range(self.world_size)], ranks,
+                         "precondition: the group keeps the given rank order")
+        self.assertNotEqual(coordinator, 0, "precondition: group rank 0 is not global rank 0")
+
+        writer = CoordinatorRecordingWriter(path)
+        save_state_dict_with_coordinator(self.state(trained), writer, 0, process_group=group)
+        self.assert_coordinator(writer.is_coordinator, coordinator, "the save on the reordered group")
+        self.assertTrue(os.path.exists(os.path.join(path, ".metadata")), "the save wrote no .metadata")
+
+        target = self.model("fsdp2", seed=1)
+        target_optim = transformer.adamw(target.parameters())
+        msd, osd = get_state_dict(target, target_optim)
+        reader = CoordinatorRecordingReader(path)
+        load_state_dict_with_coordinator({"model": msd, "optim": osd}, reader, 0, process_group=group)
+        self.assert_coordinator(reader.is_coordinator, coordinator, "the load on the reordered group")
+        set_state_dict(target, target_optim, model_state_dict=msd, optim_state_dict=osd)
+        self.verify_state(trained._replace(model=target, optim=target_optim), "loaded on the reordered group")
+        self.assert_loads_as_reference(path, trained, "saved on the reordered group, loaded on the default one")
 
     def test_overwrite_false_refuses_an_existing_checkpoint(self):
         path = self.checkpoint_dir()

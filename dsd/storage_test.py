@@ -1,5 +1,6 @@
 """Where and how a transformer checkpoint is stored: fsspec storage (FsspecWriter / FsspecReader on
-a local path and a file:// URL, overwrite, a failed stream leaves no file), no_dist saves and loads
+a local path and a file:// URL, overwrite, a failed stream leaves no file; an FSDP1 model and its
+optimizer read back with load_sharded_optimizer_state_dict through FsspecReader), no_dist saves and loads
 (one process exports a consolidated checkpoint; plain and sharded models load it), and what a
 stored checkpoint says about itself (FileSystemReader.read_metadata(): every key, global shape,
 dtype and chunks; single keys read without a model).
@@ -16,22 +17,28 @@ import torch
 import torch.distributed as dist
 import torch.distributed.checkpoint as dcp
 from absl.testing import parameterized
+from torch.distributed._shard.sharded_tensor import ShardedTensor
 from torch.distributed.checkpoint._fsspec_filesystem import FileSystem
 from torch.distributed.checkpoint._fsspec_filesystem import FsspecReader
 from torch.distributed.checkpoint._fsspec_filesystem import FsspecWriter
 from torch.distributed.checkpoint.api import CheckpointException
 from torch.distributed.checkpoint.metadata import BytesStorageMetadata
 from torch.distributed.checkpoint.metadata import TensorStorageMetadata
+from torch.distributed.checkpoint.optimizer import load_sharded_optimizer_state_dict
 from torch.distributed.checkpoint.state_dict import StateDictOptions
 from torch.distributed.checkpoint.state_dict import get_model_state_dict
 from torch.distributed.checkpoint.state_dict import set_model_state_dict
 from torch.distributed.checkpoint.state_dict_loader import _load_state_dict_from_keys
+from torch.distributed.fsdp import FullyShardedDataParallel as FSDP
+from torch.distributed.fsdp import StateDictType
 
 from dsd import transformer_checks
 from dsd.transformer_checks import FULL
 from dsd.transformer_checks import SHARDED
 from models import transformer
+from models.dummy_models import UnevenDummyModel
 from testing import checkpointing
+from testing.state_dict_verify import gather_full
 
 
 class FsspecStorageTest(transformer_checks.TransformerCase):
@@ -66,6 +73,51 @@ class FsspecStorageTest(transformer_checks.TransformerCase):
         msd = get_model_state_dict(target)
         dcp.load(msd, storage_reader=FsspecReader(path))
         self.verify_msd(second.reference, msd, SHARDED, target)
+
+    def fsdp1_sharded(self, seed):
+        """UnevenDummyModel under FSDP1 without a DeviceMesh (ShardedTensor state dicts, uneven
+        shards) in SHARDED_STATE_DICT mode, with a fresh Adam."""
+        model = FSDP(UnevenDummyModel(seed).to(self.device), device_id=self.device)
+        FSDP.set_state_dict_type(model, StateDictType.SHARDED_STATE_DICT)
+        return model, torch.optim.Adam(model.parameters(), lr=0.1)
+
+    def test_fsdp1_optimizer_loaded_with_load_sharded_optimizer_state_dict_through_fsspec(self):
+        """Upstream's TestFSSpec.test_fsspec: an FSDP1 model and FSDP.optim_state_dict saved with
+        FsspecWriter; the model read back through FsspecReader, the optimizer through
+        load_sharded_optimizer_state_dict(storage_reader=FsspecReader) + optim_state_dict_to_load."""
+        path = self.checkpoint_dir()
+        model, optim = self.fsdp1_sharded(seed=0)
+        for step in range(2):
+            optim.zero_grad()
+            model(model.get_input(self.device, seed=step)).sum().backward()
+            optim.step()
+        saved_msd = {fqn: gather_full(v) for fqn, v in model.state_dict().items()}
+        saved_osd = FSDP.optim_state_dict(model, optim)
+        dcp.save({"model": model.state_dict(), "optim": saved_osd}, storage_writer=FsspecWriter(path))
+
+        target, target_optim = self.fsdp1_sharded(seed=1)
+        state_dict = {"model": target.state_dict()}
+        dcp.load(state_dict, storage_reader=FsspecReader(path))
+        target.load_state_dict(state_dict["model"])
+        optim_state = load_sharded_optimizer_state_dict(model_state_dict=state_dict["model"], optimizer_key="optim",
+                                                        storage_reader=FsspecReader(path))
+        for fqn, state in self.nonempty(optim_state["optim"]["state"], "the optimizer state read back").items():
+            for key in ("exp_avg", "exp_avg_sq"):
+                self.assertIsInstance(state[key], ShardedTensor, f"{fqn}.{key}: read back as a ShardedTensor")
+        target_optim.load_state_dict(FSDP.optim_state_dict_to_load(target, target_optim, optim_state["optim"]))
+
+        loaded_msd = target.state_dict()
+        self.assertEqual(sorted(loaded_msd), sorted(saved_msd), "model state dict FQNs")
+        for fqn, value in self.nonempty(saved_msd, "the saved model state").items():
+            self.assert_tensor_matches(value, loaded_msd[fqn], f"{fqn} (model, loaded through FsspecReader)")
+        saved, loaded = saved_osd["state"], FSDP.optim_state_dict(target, target_optim)["state"]
+        self.assertEqual(sorted(loaded), sorted(saved), "FQNs with optimizer state")
+        for fqn, state in self.nonempty(saved, "the saved optimizer state").items():
+            self.assertEqual(sorted(loaded[fqn]), sorted(state), f"{fqn}: optimizer state keys")
+            for key, value in state.items():
+                self.assert_tensor_matches(value, loaded[fqn][key], f"{fqn}.{key} (optimizer, loaded through "
+                                           "load_sharded_optimizer_state_dict and FsspecReader)")
+        self.assertEqual(target_optim.param_groups[0]["lr"], 0.1, "lr")
 
     def test_fsspec_stream_failure_removes_the_partial_file(self):
         """A write that fails mid-stream leaves no partial file; a failing read keeps the file."""

@@ -21,6 +21,9 @@ import xml.etree.ElementTree as ET
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
+from third_party.envs import catalog as env_catalog  # noqa: E402
+from tools import readme  # noqa: E402
+from tools import upstream_coverage_check as coverage_check  # noqa: E402
 MARKS = {  # the marks of testing/known_failures.py and their parameters, in order
     "known_failure": ("exc_type", "symptom", "why", "raised_in", "torch_versions"),
     "known_wrong_result": ("why", "wrong", "right", "torch_versions"),
@@ -51,10 +54,8 @@ def query_targets(pattern="//dsd/..."):
 
 def environments():
     """[name] of the scenario environments, the default first (third_party/envs/envs.bzl)."""
-    with open(os.path.join(ROOT, "third_party", "envs", "envs.bzl")) as f:
-        text = f.read()
-    default = re.search(r'^DEFAULT = "(\w+)"', text, re.M).group(1)
-    names = re.findall(r'^    "(\w+)": struct\(.*role = "scenarios"', text, re.M)
+    default = env_catalog.default()
+    names = [e.name for e in env_catalog.environments().values() if e.role == "scenarios"]
     return [default] + [n for n in names if n != default]
 
 
@@ -70,6 +71,20 @@ def _count_cases_here(modules):
 
     from testing.launcher import plan
     print(json.dumps({m: len(plan.discover(importlib.import_module(m))) for m in modules}))
+
+
+def case_ids(modules):
+    """{module: [case id]} from the launcher's discovery, run by the project's interpreter."""
+    out = subprocess.run([bazel(), "python", os.path.abspath(__file__), "--case-ids", *modules], cwd=ROOT,
+                         check=True, capture_output=True, text=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def _case_ids_here(modules):
+    import importlib
+
+    from testing.launcher import plan
+    print(json.dumps({m: sorted(plan.discover(importlib.import_module(m))) for m in modules}))
 
 
 def summary(module):
@@ -202,92 +217,65 @@ def known_bugs_table(targets):
     return "\n".join(lines)
 
 
-def _test_methods(path):
-    """{"Class.test_name"} defined in the module at `path`."""
-    with open(path) as f:
-        tree = ast.parse(f.read())
-    return {f"{c.name}.{m.name}" for c in tree.body if isinstance(c, ast.ClassDef)
-            for m in c.body if isinstance(m, ast.FunctionDef) and m.name.startswith("test")}
-
-
-def coverage_problems(targets):
-    """Why tools/upstream_coverage.py disagrees with the scenarios (empty when it agrees)."""
-    from tools.upstream_coverage import COVERAGE
-    modules = {base: module for (package, base, module) in targets if package == "dsd"}
-    problems = []
-    for upstream, (status, refs, note) in sorted(COVERAGE.items()):
-        if status in ("covered", "partly") and not refs:
-            problems.append(f"{upstream}: {status} names no scenario")
-        if status != "covered" and not note:
-            problems.append(f"{upstream}: {status} needs a reason")
-        for ref in refs:
-            base, _, method = ref.partition(".")
-            if base not in modules:
-                problems.append(f"{upstream}: no scenario module {base} in //dsd")
-                continue
-            path = os.path.join(ROOT, *modules[base].split(".")) + ".py"
-            defined = _test_methods(path)
-            if method and method not in defined and not any(d.startswith(method + ".") for d in defined):
-                problems.append(f"{upstream}: {base} has no {method}")
-    return problems
-
-
-def coverage_table():
-    """Upstream DCP test file -> status and the scenarios that cover it."""
-    from tools.upstream_coverage import COVERAGE
-    counts = {}
-    for status, _, _ in COVERAGE.values():
-        counts[status] = counts.get(status, 0) + 1
-    applicable = len(COVERAGE) - counts.get("not applicable", 0)
-    lines = [f"{len(COVERAGE)} upstream files; of the {applicable} that apply on CPU ranks: "
-             f"{counts.get('covered', 0)} covered, {counts.get('partly', 0)} partly, "
-             f"{counts.get('not covered', 0)} not covered.", "",
-             "| upstream file | status | scenarios (`//dsd:`) | not covered / why |", "| --- | --- | --- | --- |"]
-    for upstream, (status, refs, note) in sorted(COVERAGE.items()):
-        names = ", ".join(f"`{r}`" for r in refs)
-        lines.append(f"| `{upstream}` | {status} | {names} | {note} |")
-    return "\n".join(lines)
-
-
 def generate():
     targets = query_targets()
     cases = count_cases(sorted({m for (_, _, m) in targets}))
     empty = sorted(m for m, n in cases.items() if n == 0)
-    problems = [f"scenario module {m} defines no test case" for m in empty] + coverage_problems(targets)
+    problems = [f"scenario module {m} defines no test case" for m in empty] + coverage_check.coverage_problems(targets)
     return {"scenario-table": scenario_table(targets, cases), "known-bugs": known_bugs_table(targets),
-            "compat-matrix": compat_matrix(targets, cases), "upstream-coverage": coverage_table()}, problems
+            "compat-matrix": compat_matrix(targets, cases), "upstream-coverage": coverage_check.coverage_table()}, problems
 
 
-def _section(text, name):
-    begin, end = f"<!-- {name}:begin -->", f"<!-- {name}:end -->"
-    return text.index(begin) + len(begin), text.index(end)
+def mutation_problems(targets):
+    """Why README's mutation table is not tools/mutate.py's latest output for this suite: the
+    table must be the rendering of tools/mutations/score.json, and the score's suite (the gpu2
+    targets of //dsd and their cases) must be this commit's."""
+    from tools import mutate
+    with open(mutate.SCORE) as f:
+        score = json.load(f)
+    problems = []
+    if readme.stale({"mutation-score": mutate.render(score)}):
+        problems.append("README.md's mutation table is not tools/mutations/score.json's: run python3 tools/mutate.py --write")
+    suite = {label: {"cases": cases} for label, cases in gpu2_suite(targets).items()}
+    if mutate.suite_fingerprint(suite) != score["suite"]:
+        problems.append(f"the mutation score was measured on another suite (score {score['suite']}, this commit "
+                        f"{mutate.suite_fingerprint(suite)}): run python3 tools/mutate.py --write")
+    return problems
+
+
+def gpu2_suite(targets):
+    """{label: [case id]} of the default environment's scenario targets tagged gpu2 (at most 2
+    ranks in any phase): the suite tools/mutate.py runs."""
+    labels = {f"//{package}:{base}_{variant}": module for (package, base, module), variants in targets.items()
+              if package == "dsd" for variant in variants if re.fullmatch(r"gpu\d+(to\d+)*", variant)
+              and max(map(int, re.findall(r"\d+", variant))) == 2}
+    ids = case_ids(sorted(set(labels.values())))
+    return {label: ids[module] for label, module in labels.items()}
 
 
 def main(argv):
     if argv[:1] == ["--count-cases"]:
         return _count_cases_here(argv[1:])
+    if argv[:1] == ["--case-ids"]:
+        return _case_ids_here(argv[1:])
     tables, problems = generate()
+    if "--check" in argv:
+        problems += mutation_problems(query_targets())
     if problems:
         print("\n".join(problems))
         return 1
     if not {"--check", "--write"} & set(argv):
         print("\n\n".join(tables.values()))
         return 0
-    path = os.path.join(ROOT, "README.md")
-    with open(path) as f:
-        readme = f.read()
-    stale = [n for n, t in tables.items() if readme[slice(*_section(readme, n))].strip() != t]
     if "--check" in argv:
+        stale = readme.stale(tables)
         if stale:
             print(f"README.md is stale ({', '.join(stale)}): run python3 tools/catalogue.py --write")
             return 1
-        print("README.md's catalogue matches bazel query and the code")
+        print("README.md's catalogue matches bazel query and the code; its mutation table is tools/mutate.py's "
+              "latest output for this suite")
         return 0
-    for name, table in tables.items():
-        start, end = _section(readme, name)
-        readme = f"{readme[:start]}\n{table}\n{readme[end:]}"
-    with open(path, "w") as f:
-        f.write(readme)
+    readme.write(tables)
     return 0
 
 
