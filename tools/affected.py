@@ -53,6 +53,9 @@ def log(msg):
 
 
 # ---- a minimal protobuf wire-format reader (build.proto Target messages) ----------------
+# Hand-written, not the protobuf package: it decodes only with code generated from Bazel's
+# build.proto by protoc, which this stdlib tool would have to build at run time; and Bazel 4.2.3
+# has no --output=jsonproto. These lines read the five fields the selection needs.
 
 def _varint(buf, pos):
     result = shift = 0

@@ -2,7 +2,8 @@
 
     python3 tools/lock_envs.py [ENV ...]      default: every third_party/envs/*.in
 
-uv (pinned below, installed once into ${DSD_CACHE_DIR}/tools-venv) resolves the input for
+uv (pinned with its hash by third_party/envs/uv.txt, installed once into ${DSD_CACHE_DIR}/uv-<version>,
+the one that installs the environments) resolves the input for
 CPython 3.11 on x86_64 Linux and writes third_party/envs/<env>.lock with the sha256 of every
 distribution; pip installs it with --require-hashes. PIP_FIND_LINKS / PIP_INDEX_URL /
 PIP_EXTRA_INDEX_URL are passed to uv (e.g. a directory holding a +cpu torch wheel). Stdlib only.
@@ -15,18 +16,15 @@ import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ENVS = os.path.join(ROOT, "third_party", "envs")
-UV = "uv==0.13.9"
+sys.path.insert(0, ROOT)
+from third_party.envs import install  # noqa: E402
 
 
 def uv():
+    """The uv every environment is installed with (third_party/envs/uv.txt, hash-checked)."""
     cache = os.environ.get("DSD_CACHE_DIR") or os.path.join(
         os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "dsd-bazel")
-    venv = os.path.join(cache, "tools-venv")
-    binary = os.path.join(venv, "bin", "uv")
-    if not os.path.exists(binary):
-        subprocess.run([sys.executable, "-m", "venv", venv], check=True)
-        subprocess.run([os.path.join(venv, "bin", "python3"), "-m", "pip", "install", "-q", UV], check=True)
-    return binary
+    return install.uv_binary(cache, sys.executable)
 
 
 def lock(name):

@@ -5,6 +5,7 @@ import json
 import os
 import tempfile
 import unittest
+import unittest.mock
 
 from third_party.envs import install
 from third_party.envs import probe
@@ -34,8 +35,15 @@ class InstallTest(unittest.TestCase):
         changed = self.lock(LOCK.replace("2.4.6", "2.4.1"))
         self.assertNotEqual(install.env_id("torch2_13", a), install.env_id("torch2_13", changed))
 
-    def test_pins(self):
-        self.assertEqual(install.pinned(self.lock(LOCK)), {"numpy": "2.4.6", "torch": "2.13.0+cpu"})
+    def test_pips_sources_become_uv_flags(self):
+        env = {"PIP_FIND_LINKS": "/opt/wheels", "PIP_EXTRA_INDEX_URL": "file:///a file:///b", "PIP_INDEX_URL": ""}
+        with unittest.mock.patch.dict(os.environ, env), unittest.mock.patch.object(install, "_pip_config",
+                                                                                  return_value=""):
+            self.assertEqual(install.pip_sources(), ["--extra-index-url=file:///a", "--extra-index-url=file:///b",
+                                                     "--find-links=/opt/wheels", "--index-strategy=unsafe-best-match"])
+        with unittest.mock.patch.dict(os.environ, {}, clear=True), unittest.mock.patch.object(
+                install, "_pip_config", return_value=""):
+            self.assertEqual(install.pip_sources(), [], "no sources configured: uv's default index")
 
 
 class ProbeTest(unittest.TestCase):

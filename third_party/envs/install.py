@@ -7,16 +7,16 @@ image recipe (third_party/Dockerfile).
     python3 install.py --name local --interpreter /path/to/python [--info env_info.json]
 
 A locked environment lives in DIR/<name>-<first 16 hex of the lock's sha256>: its path is a
-function of the lock alone, the same on every machine that uses the same root. The directory
-is complete when its stamp file holds the lock's digest; a new lock starts from a hard-linked
-copy of an installed sibling, so pip installs only what changed. Prints one JSON line:
+function of the lock alone, the same on every machine that uses the same root. `uv pip sync`
+(uv pinned with its hash by uv.txt) makes it exactly the lock, every file's hash checked, from
+uv's cache beside the environments (hard links: a changed pin installs only what changed). The
+directory is complete when its stamp file holds the lock's digest. Prints one JSON line:
 {"id": ..., "python": <interpreter path>}.
 """
 
 import argparse
 import contextlib
 import fcntl
-import glob
 import hashlib
 import json
 import os
@@ -31,21 +31,6 @@ STAMP = ".dsd-lock-sha256"
 def env_id(name, lock_path):
     with open(lock_path, "rb") as f:
         return f"{name}-{hashlib.sha256(f.read()).hexdigest()[:16]}"
-
-
-def pinned(lock_path):
-    """{normalised name: version} of a lock."""
-    pins = {}
-    with open(lock_path) as f:
-        for line in f:
-            if "==" in line and not line.startswith((" ", "#")):
-                name, version = line.split("==", 1)
-                pins[_norm(name)] = version.split()[0].rstrip("\\").strip()
-    return pins
-
-
-def _norm(name):
-    return name.strip().lower().replace("_", "-").replace(".", "-")
 
 
 @contextlib.contextmanager
@@ -71,35 +56,62 @@ def install(name, lock_path, root, base_python):
     with _exclusive(os.path.join(root, f".{eid}.lock")):
         if _read(os.path.join(path, STAMP)) == digest and os.path.exists(python):
             return eid, python
-        siblings = sorted((p for p in glob.glob(os.path.join(root, f"{name}-*"))
-                           if p != path and os.path.exists(os.path.join(p, STAMP))), key=os.path.getmtime)
         if not os.path.exists(python):
             shutil.rmtree(path, ignore_errors=True)
-            if siblings:
-                _log(f"{eid}: starting from a hard-linked copy of {os.path.basename(siblings[-1])}")
-                subprocess.run(["cp", "-al", siblings[-1], path], check=True)
-                os.remove(os.path.join(path, STAMP))
-            else:
-                _log(f"{eid}: creating a venv with {base_python}")
-                subprocess.run([base_python, "-m", "venv", path], check=True)
-        _log(f"{eid}: pip install --require-hashes -r {os.path.basename(lock_path)}")
-        pip = [python, "-m", "pip", "--disable-pip-version-check"]
-        subprocess.run(pip + ["install", "-q", "--require-hashes", "--no-deps", "-r", lock_path],
-                       check=True, stdout=sys.stderr)
-        wanted = set(pinned(lock_path)) | {"pip", "setuptools", "wheel"}
-        extra = [d for d in _installed(python) if d not in wanted]
-        if extra:
-            subprocess.run(pip + ["uninstall", "-q", "-y", *extra], check=True, stdout=sys.stderr)
+            _log(f"{eid}: creating a venv with {base_python}")
+            subprocess.run([base_python, "-m", "venv", "--without-pip", path], check=True)
+        _log(f"{eid}: uv pip sync --require-hashes {os.path.basename(lock_path)}")
+        sync(uv_binary(os.path.dirname(root.rstrip(os.sep)), base_python), python, lock_path, root)
         with open(os.path.join(path, STAMP), "w") as f:
             f.write(digest)
     return eid, python
 
 
-def _installed(python):
-    out = subprocess.run([python, "-c", "import importlib.metadata as m, json; "
-                          "print(json.dumps([d.metadata['Name'] for d in m.distributions()]))"],
-                         check=True, capture_output=True, text=True).stdout
-    return sorted({_norm(n) for n in json.loads(out)})
+def sync(uv, python, lock_path, root):
+    """The environment becomes exactly the lock (installs, upgrades and removes), every file's
+    hash checked; uv's cache (hard-linked into environments) lives beside them."""
+    env = dict(os.environ, UV_CACHE_DIR=os.path.join(root, ".uv-cache"))
+    subprocess.run([uv, "pip", "sync", "--python", python, "--require-hashes", "--quiet", *pip_sources(), lock_path],
+                   check=True, stdout=sys.stderr, env=env)
+
+
+def pip_sources():
+    """pip's own package sources on this machine (PIP_* variables, then pip's configuration files),
+    as uv flags: uv reads neither, and an offline machine's pip knows where its packages lie."""
+    values = {}
+    for key in ("index-url", "extra-index-url", "find-links"):
+        value = os.environ.get("PIP_" + key.upper().replace("-", "_")) or _pip_config(key)
+        if value:
+            values[key] = value.split()
+    flags = [f"--{key}={v}" for key, vs in values.items() for v in vs]
+    return flags + (["--index-strategy=unsafe-best-match"] if len(values) > 1 or len(values.get("extra-index-url", [])) else [])
+
+
+def _pip_config(key):
+    try:
+        out = subprocess.run([sys.executable, "-m", "pip", "config", "get", f"global.{key}"], capture_output=True,
+                             text=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
+    return out.stdout.strip() if out.returncode == 0 else ""
+
+
+def uv_binary(cache, base_python):
+    """uv, pinned with its hash by uv.txt, installed once into <cache>/uv-<version>."""
+    with open(os.path.join(HERE, "uv.txt")) as f:
+        version = next(line.split("==")[1].split()[0] for line in f if line.startswith("uv=="))
+    venv = os.path.join(cache, f"uv-{version}")
+    binary = os.path.join(venv, "bin", "uv")
+    if not os.path.exists(binary):
+        os.makedirs(cache, exist_ok=True)
+        with _exclusive(venv + ".lock"):
+            if not os.path.exists(binary):
+                _log(f"installing uv {version} into {venv}")
+                subprocess.run([base_python, "-m", "venv", venv], check=True)
+                subprocess.run([os.path.join(venv, "bin", "python3"), "-m", "pip", "install", "-q",
+                                "--disable-pip-version-check", "--require-hashes", "-r", os.path.join(HERE, "uv.txt")],
+                               check=True, stdout=sys.stderr)
+    return binary
 
 
 def _read(path):
