@@ -2,42 +2,154 @@
 
 Everything here works on files under a case's own scratch directory and nothing else:
 
-  MarkerPayload(path)          pickles to a call that creates an empty marker file (and nothing
-                               else); pickling it never runs it, unpickling does
+  MarkerPayload(marker)        pickles to a call that creates an empty marker file named for the
+                               rank that unpickles it (and nothing else); pickling it never runs
+                               it, unpickling does; marker_ranks lists the ranks that ran it
   rewrite_safetensors_header   edits the JSON header of a safetensors file, keeping its data
-  ReadGuard                    records the read sizes a reader asks for and refuses (MemoryError)
-                               a read above its limit, so a case can show that torch would allocate
-                               what a corrupted file declares without letting it do so
+  ReadGuard                    records the read sizes a reader asks for and refuses (GuardRefused,
+                               a MemoryError) a read above its limit, so a case can show that torch
+                               would allocate what a corrupted file declares without letting it do so
   AllocationGuard              the same for torch.empty
+  tolerating_guard_refusals    lets a guard's refusal (alone) end the guarded call
   tree_digest                  what lies under a directory (content digests, symlink targets), to
                                show that nothing outside a checkpoint directory changed
   torch_error(e)               the error torch raised, out of a CheckpointException
+  refused_by_torch(e)          REFUSED if torch's own code raised `e` (every failure it wraps),
+                               else a description of an unexpected error (one of ours)
 """
 
 import contextlib
+import glob
 import hashlib
 import json
 import math
 import os
 import pathlib
 import struct
+import sysconfig
+import traceback
 from unittest import mock
 
 import torch
 from torch.distributed.checkpoint.api import CheckpointException
 from torch.distributed.checkpoint.filesystem import FileSystem
 
+REFUSED = "refused"
+_REPO = os.path.dirname(os.path.dirname(os.path.realpath(__file__))) + os.sep
+_TORCH = os.path.dirname(os.path.realpath(torch.__file__)) + os.sep
+_STDLIB = os.path.realpath(sysconfig.get_paths()["stdlib"]) + os.sep
+
+
+class GuardRefused(MemoryError):
+    """A guard (ReadGuard, AllocationGuard) refused a request above its limit: the only
+    MemoryError a case expects, and only where it says so."""
+
+
+def marker_path(marker, rank):
+    return f"{marker}.rank{rank}"
+
+
+def touch_rank_marker(marker):
+    """The payload: creates the empty file marker_path(marker, RANK), RANK being the environment of
+    the process that runs it ('unknown' outside a rank), and returns None."""
+    pathlib.Path(marker_path(marker, os.environ.get("RANK", "unknown"))).touch()
+
 
 class MarkerPayload:
-    """A hostile object: unpickling it calls pathlib.Path(marker).touch(), which creates an empty
-    file and returns None. It stands for any code a checkpoint could run; it only ever touches
-    `marker`, a path the case chose outside the checkpoint directory."""
+    """A hostile object: unpickling it calls touch_rank_marker(marker), which creates an empty file
+    named for the rank that unpickled it and returns None. It stands for any code a checkpoint
+    could run; it only ever touches `marker`.rank<N>, beside a path the case chose outside the
+    checkpoint directory."""
 
     def __init__(self, marker):
         self.marker = str(marker)
 
     def __reduce__(self):
-        return pathlib.Path.touch, (pathlib.Path(self.marker),)
+        return touch_rank_marker, (self.marker,)
+
+
+def marker_ranks(marker):
+    """Sorted ranks that ran a MarkerPayload(marker): ints, or the raw suffix of a marker file named
+    otherwise (which no expected list contains)."""
+    suffixes = [path[len(marker_path(marker, "")):] for path in glob.glob(glob.escape(marker) + ".rank*")]
+    ranks = [int(s) if s.isdigit() else s for s in suffixes]
+    return sorted(ranks, key=lambda r: (isinstance(r, str), r))
+
+
+def failures(error):
+    """[(exception, traceback summary or None)] behind `error`: every rank's failure a
+    CheckpointException carries (by rank), else `error` with its own traceback."""
+    if isinstance(error, CheckpointException):
+        return [error.failures[rank] for rank in sorted(error.failures)]
+    return [(error, traceback.extract_tb(error.__traceback__))]
+
+
+def _in_stdlib(filename):
+    """True for Python's standard library, but for unittest (a mock raising is a test's doing)."""
+    real = os.path.realpath(filename)
+    return filename.startswith("<frozen ") or (
+        real.startswith(_STDLIB) and not real.startswith(_STDLIB + "unittest" + os.sep)
+        and "site-packages" not in real and "dist-packages" not in real)
+
+
+def raising_frame(summary):
+    """The frame that raised: the innermost frame of `summary` outside Python's standard library
+    (json, pickle, pathlib ... raise for their caller; unittest.mock does not); None without one."""
+    frames = [f for f in summary or () if not _in_stdlib(f.filename)]
+    return frames[-1] if frames else None
+
+
+def in_torch(frame, at=None):
+    """True if `frame` lies in torch's installed package (never in this repository) and, with `at`
+    ('path inside torch:function', e.g. 'serialization.py:load'), in that file and function."""
+    real = os.path.realpath(frame.filename) if frame else ""
+    if not real.startswith(_TORCH) or real.startswith(_REPO):
+        return False
+    if at is None:
+        return True
+    path, _, function = at.partition(":")
+    return real[len(_TORCH):] == path and frame.name == function
+
+
+def where(frame):
+    return f"{frame.filename}:{frame.lineno} in {frame.name}" if frame else "no traceback"
+
+
+def raised_at(error):
+    """Where the (first) failure behind `error` was raised: 'file:line in function'."""
+    return where(raising_frame(failures(error)[0][1]))
+
+
+def refused_by_torch(error, at=None):
+    """REFUSED if torch raised `error`: the raising frame of every failure behind it (see
+    failures, raising_frame) lies in torch's installed package (with `at`, in that function, see
+    in_torch). Else 'unexpected error: ...' with the error and where it was raised (this
+    repository, a guard, a payload, Python itself), which is neither a known wrong result nor a
+    correct one."""
+    outside = [(exc, raising_frame(summary)) for exc, summary in failures(error)
+               if not in_torch(raising_frame(summary), at)]
+    if not outside:
+        return REFUSED
+    return "unexpected error: " + "; ".join(f"{type(exc).__name__}: {exc} (raised at {where(frame)})"
+                                            for exc, frame in outside)[:1000]
+
+
+def guard_refusal(error):
+    """True if `error` is a guard's refusal: a GuardRefused, or a CheckpointException whose every
+    failure is one."""
+    found = failures(error)
+    return bool(found) and all(isinstance(exc, GuardRefused) for exc, _ in found)
+
+
+@contextlib.contextmanager
+def tolerating_guard_refusals():
+    """Ends the block quietly where a guard refused (GuardRefused, alone or as every failure of a
+    CheckpointException); any other error propagates."""
+    try:
+        yield
+    except (Exception, CheckpointException) as e:  # noqa: BLE001 (re-raised unless the guard's)
+        if not guard_refusal(e):
+            raise
 
 
 def torch_error(error):
@@ -49,10 +161,10 @@ def torch_error(error):
     return error
 
 
-def describe(error):
-    """'Type: message' of the error torch raised (first 500 characters)."""
+def describe(error, limit=500):
+    """'Type: message' of the error torch raised (first `limit` characters; None: all)."""
     inner = torch_error(error)
-    return f"{type(inner).__name__}: {inner}"[:500]
+    return f"{type(inner).__name__}: {inner}"[:limit]
 
 
 def read_safetensors_header(path):
@@ -105,7 +217,7 @@ class _GuardedStream:
 
 class ReadGuard:
     """Records the size of every read(n) through the streams it wraps and refuses one above
-    `limit` bytes with MemoryError before it reaches the file: CPython's read(n) allocates an
+    `limit` bytes with GuardRefused before it reaches the file: CPython's read(n) allocates an
     n-byte buffer first, so a reader that trusts a declared length would otherwise allocate it."""
 
     def __init__(self, limit=64 << 20):
@@ -115,7 +227,7 @@ class ReadGuard:
         if size is not None and size >= 0:
             self.requests.append(size)
             if size > self.limit:
-                raise MemoryError(f"ReadGuard: refused a read of {size} bytes (limit {self.limit})")
+                raise GuardRefused(f"ReadGuard: refused a read of {size} bytes (limit {self.limit})")
 
     @property
     def largest(self):
@@ -145,7 +257,7 @@ class ReadGuard:
 
 
 class AllocationGuard:
-    """Patches torch.empty: records the bytes of every request and refuses (MemoryError) one above
+    """Patches torch.empty: records the bytes of every request and refuses (GuardRefused) one above
     `limit` bytes, so a case can show what a loader would allocate without allocating it."""
 
     def __init__(self, limit=256 << 20):
@@ -167,7 +279,7 @@ class AllocationGuard:
             nbytes = math.prod(int(s) for s in shape) * itemsize
             self.requests.append(nbytes)
             if nbytes > self.limit:
-                raise MemoryError(f"AllocationGuard: refused torch.empty of {nbytes} bytes (limit {self.limit})")
+                raise GuardRefused(f"AllocationGuard: refused torch.empty of {nbytes} bytes (limit {self.limit})")
             return empty(*size, dtype=dtype, **kwargs)
 
         with mock.patch.object(torch, "empty", guarded_empty):
