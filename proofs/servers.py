@@ -18,6 +18,7 @@ import urllib.request
 
 from testing.launcher.processes import free_port
 from tools.testing import host_tools
+from tools.testing import pg_cluster
 
 HERE = os.path.dirname(os.path.realpath(__file__))
 
@@ -106,13 +107,8 @@ class BuildGrid:
 
     def __enter__(self):
         self.python = host_tools.tool("buildgrid")
-        self.pg_bin = host_tools.tool("postgresql")
-        # PostgreSQL refuses to run as root: as root, the cluster belongs to `nobody`, in a
-        # directory under /tmp that nobody can reach.
         self.tmp = tempfile.mkdtemp(prefix="dsd-rbe-proof-", dir="/tmp")
-        os.chmod(self.tmp, 0o755)
-        runuser = shutil.which("runuser", path="/usr/sbin:/sbin:/usr/bin:/bin")
-        self.as_pg_user = [runuser, "-u", "nobody", "--"] if os.geteuid() == 0 else []
+        self._stack = contextlib.ExitStack()
         try:
             self._start_postgres()
             self._start_buildgrid()
@@ -133,26 +129,15 @@ class BuildGrid:
         return proc
 
     def _start_postgres(self):
-        data = os.path.join(self.tmp, "pg")
-        os.makedirs(data)
-        if self.as_pg_user:
-            shutil.chown(data, "nobody")
-        self.pg_port = free_port()
-        subprocess.run(self.as_pg_user + [os.path.join(self.pg_bin, "initdb"), "-D", data, "-U", "bgd", "--auth=trust"],
-                       check=True, capture_output=True)
-        self.pg_data = data
-        subprocess.run(self.as_pg_user + [
-            os.path.join(self.pg_bin, "pg_ctl"), "-D", data, "-w", "-l", os.path.join(data, "server.log"),
-            "-o", f"-p {self.pg_port} -k {data} -c listen_addresses=127.0.0.1", "start"], check=True, capture_output=True)
+        self.pg = self._stack.enter_context(pg_cluster.cluster("bgd"))
         bgd = os.path.join(os.path.dirname(self.python), "bgd")
-        subprocess.run([bgd, "migrate", "apply", f"postgresql+psycopg2://bgd@127.0.0.1:{self.pg_port}/postgres"],
-                       check=True, capture_output=True)
+        subprocess.run([bgd, "migrate", "apply", self.pg.url(driver="psycopg2")], check=True, capture_output=True)
 
     def _start_buildgrid(self):
         self.port = free_port()
         os.makedirs(os.path.join(self.tmp, "cas"))
         with open(os.path.join(HERE, "buildgrid.yml.in")) as f:
-            config = f.read().format(port=self.port, pg_port=self.pg_port, cas_dir=os.path.join(self.tmp, "cas"),
+            config = f.read().format(port=self.port, pg_port=self.pg.port, cas_dir=os.path.join(self.tmp, "cas"),
                                      queue_timeout=self.queue_timeout)
         path = os.path.join(self.tmp, "buildgrid.yml")
         with open(path, "w") as f:
@@ -182,9 +167,7 @@ class BuildGrid:
         for proc in reversed(self.procs):
             proc.kill()
             proc.wait()
-        if getattr(self, "pg_data", None):
-            subprocess.run(self.as_pg_user + [os.path.join(self.pg_bin, "pg_ctl"), "-D", self.pg_data, "-m",
-                                              "immediate", "stop"], capture_output=True)
+        self._stack.close()
         if not os.environ.get("DSD_KEEP_PROOF_TMP"):  # set it to debug
             shutil.rmtree(self.tmp, ignore_errors=True)
 
