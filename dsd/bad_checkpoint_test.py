@@ -28,9 +28,9 @@ class BadCheckpointTest(VerifyStateDictMixin, DistributedTestCase):
     def setUp(self):
         super().setUp()
         self.path = self.checkpoint_dir()
-        source = parallelisms.wrap(dummy_model(False), "fsdp2", self.device)
+        source = parallelisms.parallelize(dummy_model(False), "fsdp2", self.device)
         dcp.save(get_model_state_dict(source), checkpoint_id=self.path)
-        self.model = parallelisms.wrap(dummy_model(False, seed=1), "fsdp2", self.device)
+        self.model = parallelisms.parallelize(dummy_model(False, seed=1), "fsdp2", self.device)
         self.before = self.full_state(self.model)
 
     @staticmethod
@@ -65,7 +65,7 @@ class BadCheckpointTest(VerifyStateDictMixin, DistributedTestCase):
         """The model's first layer is wider than the checkpoint's: the load into it fails."""
         wider = dummy_model(False, seed=1)
         wider.net1[0], wider.net2[0] = nn.Linear(5, 12), nn.Linear(12, 15)
-        wider = parallelisms.wrap(wider, "fsdp2", self.device)
+        wider = parallelisms.parallelize(wider, "fsdp2", self.device)
         before = self.full_state(wider)
         self.assert_load_fails_everywhere(get_model_state_dict(wider), r"Size mismatch between saved torch.Size\(\[10\]\) and current: torch.Size\(\[12\]\) for net1\.0\.bias",
                                           checkpoint_id=self.path)

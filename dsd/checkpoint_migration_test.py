@@ -39,9 +39,10 @@ from torch.distributed.fsdp.wrap import ModuleWrapPolicy
 from dsd import transformer_checks
 from dsd.transformer_checks import FULL
 from dsd.transformer_checks import SHARDED
-from dsd.transformer_checks import Trained
 from models import transformer
 from testing import checkpointing
+from testing import parallelisms
+from testing.parallelisms import Trained
 from testing.dist_test_case import requires_world_size
 from testing.known_failures import known_hang
 from testing.repro import run_repro
@@ -63,7 +64,7 @@ class CheckpointMigrationTest(transformer_checks.TransformerCase):
     def trained_reference(self, steps=2):
         reference = self.model("plain")
         ref_optim = transformer.adamw(reference.parameters())
-        transformer.train(reference, ref_optim, self.batches(steps))
+        self.train(reference, ref_optim, self.batches(steps))
         return reference, ref_optim
 
     # 1. An online torch.save file ---------------------------------------------------------
@@ -120,7 +121,7 @@ class CheckpointMigrationTest(transformer_checks.TransformerCase):
         legacy = FSDP(transformer.Transformer(0).to(self.device), device_id=self.device, use_orig_params=True,
                       auto_wrap_policy=ModuleWrapPolicy({transformer.TransformerBlock}))
         legacy_optim = transformer.adamw(legacy.parameters())
-        transformer.train(legacy, legacy_optim, self.batches(2))
+        self.train(legacy, legacy_optim, self.batches(2))
         legacy.softcap.cap = reference.softcap.cap = 12.0
         with FSDP.state_dict_type(legacy, StateDictType.SHARDED_STATE_DICT):
             legacy_sd = legacy.state_dict()
@@ -146,10 +147,6 @@ class CheckpointMigrationTest(transformer_checks.TransformerCase):
 
     # 3. HSDP, and DCP on a sub-process-group (4 ranks) ----------------------------------------
 
-    def hsdp(self, seed):
-        mesh = self.mesh((self.world_size // 2, 2), ("replicate", "shard"))
-        return transformer.apply_fsdp2(transformer.Transformer(seed).to(self.device), mesh)
-
     @requires_world_size(4)
     def test_hsdp_checkpoint_into_fsdp2(self):
         """fully_shard on a (replicate, shard) = (2, 2) mesh saves model + optimizer (each shard
@@ -157,9 +154,9 @@ class CheckpointMigrationTest(transformer_checks.TransformerCase):
         ranks loads it."""
         path = self.checkpoint_dir()
         reference, ref_optim = self.trained_reference()
-        model = self.hsdp(0)
+        model = parallelisms.parallelize(transformer.Transformer(0), "hsdp", self.device)
         optim = transformer.adamw(model.parameters())
-        transformer.train(model, optim, self.batches(2))
+        self.train(model, optim, self.batches(2))
         saved = Trained(reference, ref_optim, model, optim)
         self.verify_state(saved, "HSDP before saving")
         checkpointing.save(model, optim, path)
@@ -182,14 +179,14 @@ class CheckpointMigrationTest(transformer_checks.TransformerCase):
         groups = [dist.new_group([2 * i, 2 * i + 1]) for i in range(self.world_size // 2)]
         pair = self.rank // 2
         group, path = groups[pair], paths[pair]
-        mesh = self.mesh((self.world_size // 2, 2), ("pair", "shard"))["shard"]
+        mesh = self.mesh((self.world_size // 2, 2), ("pair", "dp_shard"))["dp_shard"]
         reference, ref_optim = self.trained_reference()
-        model = transformer.apply_fsdp2(transformer.Transformer(0).to(self.device), mesh)
+        model = parallelisms.shard(transformer.Transformer(0).to(self.device), mesh)
         optim = transformer.adamw(model.parameters())
-        transformer.train(model, optim, self.batches(2))
+        self.train(model, optim, self.batches(2))
         checkpointing.save(model, optim, path, process_group=group)
 
-        target = transformer.apply_fsdp2(transformer.Transformer(1).to(self.device), mesh)
+        target = parallelisms.shard(transformer.Transformer(1).to(self.device), mesh)
         target_optim = transformer.adamw(target.parameters())
         checkpointing.load(target, target_optim, path, process_group=group)
         loaded = Trained(reference, ref_optim, target, target_optim)
@@ -206,13 +203,15 @@ class CheckpointMigrationTest(transformer_checks.TransformerCase):
 def _repro_dtensor_broadcasting_reader():
     """torchrun --nproc-per-node=2 this.py --repro-dtensor-broadcasting-reader"""
     from testing import repro
-    dist.init_process_group("gloo", timeout=datetime.timedelta(seconds=20))
+    # The hang ends when the load's all_gather times out: 8 s, well past what the healthy
+    # collectives before it take on a loaded 2-core machine, keeps the case short.
+    dist.init_process_group("gloo", timeout=datetime.timedelta(seconds=8))
     path = os.path.join(os.environ.get("TEST_TMPDIR", "/tmp"), f"repro_torch_save_{os.getppid()}.pt")
     reference = transformer.Transformer(0)
     if dist.get_rank() == 0:
         torch.save(tensors_only(reference.state_dict()), path)
     dist.barrier()
-    model = transformer.parallelize(transformer.Transformer(1), "fsdp2", torch.device("cpu"))
+    model = parallelisms.parallelize(transformer.Transformer(1), "fsdp2", torch.device("cpu"))
     sharded = tensors_only(get_model_state_dict(model))
     repro.started()
     load_torch_save(sharded, path)

@@ -33,9 +33,10 @@ class CrashRegressionsTest(DistributedTestCase):
     def test_fsdp1_full_state_dict_cpu_offload_flat_params(self):
         return run_repro(os.path.join(REPRO_DIR, "fsdp1_full_state_dict_cpu_offload.py"), "0", timeout=60)
 
+    # No frame pinned: gloo aborts in its own I/O thread, and whether the dying rank still prints
+    # the Python stacks is a race (seen both ways); gloo's own size-check text locates it.
     @known_crash("FSDP1 set_state_dict(flatten_optimizer_state_dict=True) issues mismatched collectives while "
                  "re-sharding the optimizer state; gloo's size check aborts a rank",
-                 signal="SIGABRT", message=r"Received data size doesn't match expected size",
-                 frame="torch/distributed/fsdp/_optim_utils.py:_shard_orig_param_state")
+                 signal="SIGABRT", message=r"Received data size doesn't match expected size")
     def test_fsdp1_flattened_optimizer_state_dict_load(self):
         return run_repro(os.path.join(REPRO_DIR, "fsdp1_flattened_optimizer_state_dict_load.py"))

@@ -80,7 +80,7 @@ class DcpFeaturesTest(VerifyStateDictMixin, DistributedTestCase):
         return DcpFeaturesTest._async_group
 
     def _trained(self, seed=0, steps=2):
-        model = parallelisms.wrap(dummy_model(False, seed), "fsdp2", self.device)
+        model = parallelisms.parallelize(dummy_model(False, seed), "fsdp2", self.device)
         optim = torch.optim.Adam(model.parameters(), lr=0.01)
         parallelisms.train(model, optim, [model.get_input(self.device, seed=s) for s in range(steps)])
         return model, optim
@@ -233,7 +233,7 @@ class DcpFeaturesTest(VerifyStateDictMixin, DistributedTestCase):
         dcp.save(get_model_state_dict(model), checkpoint_id=path)
         with torch.device("meta"):
             meta_model = dummy_model(False, seed=1)
-        meta_model = parallelisms.wrap(meta_model, "fsdp2", self.device)
+        meta_model = parallelisms.parallelize(meta_model, "fsdp2", self.device)
         meta_model.to_empty(device=self.device)
         msd = get_model_state_dict(meta_model)
         dcp.load(msd, checkpoint_id=path)

@@ -95,7 +95,7 @@ class HfCase(VerifyStateDictMixin, DistributedTestCase):
 
     def fresh(self, layout, make_model=None, seed=1):
         """A differently initialised `layout` model to load into."""
-        return parallelisms.wrap((make_model or MODELS[layout])(seed), layout, self.device)
+        return parallelisms.parallelize((make_model or MODELS[layout])(seed), layout, self.device)
 
     def save_hf(self, model_or_state_dict, path=None, **writer_options):
         state_dict = model_or_state_dict
@@ -288,7 +288,7 @@ class HfDtypeTest(HfCase):
         self.assertEqual([o for o in options if "dtype" in o], [], f"HuggingFaceStorageWriter options: {options}")
 
     def half_model(self, dtype, seed=0):
-        return parallelisms.wrap(UnevenDummyModel(seed).to(dtype), "fsdp2", self.device)
+        return parallelisms.parallelize(UnevenDummyModel(seed).to(dtype), "fsdp2", self.device)
 
     @parameterized.named_parameters(("bf16", torch.bfloat16), ("fp16", torch.float16))
     def test_half_precision_round_trip(self, dtype):
@@ -330,7 +330,7 @@ class HfDtypeTest(HfCase):
                    "consolidated",
                    raised_in="torch/distributed/checkpoint/_consolidate_hf_safetensors.py:_parse_input_metadata")
     def test_consolidate_an_integer_tensor(self):
-        model = parallelisms.wrap(nn.Sequential(nn.Linear(8, 8), nn.BatchNorm1d(8)), "fsdp2", self.device)
+        model = parallelisms.parallelize(nn.Sequential(nn.Linear(8, 8), nn.BatchNorm1d(8)), "fsdp2", self.device)
         state_dict = get_model_state_dict(model)
         self.assertEqual(state_dict["1.num_batches_tracked"].dtype, torch.int64, "BatchNorm's counter is int64")
         self.save_hf(state_dict, save_distributed=True, enable_consolidation=True)

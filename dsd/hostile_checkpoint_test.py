@@ -89,7 +89,7 @@ class HostileCheckpointCase(VerifyStateDictMixin, DistributedTestCase):
         self.saved = self.full(get_model_state_dict(self.source))
 
     def fsdp2(self, seed):
-        return parallelisms.wrap(dummy_model(False, seed), "fsdp2", self.device)
+        return parallelisms.parallelize(dummy_model(False, seed), "fsdp2", self.device)
 
     @staticmethod
     def full(state_dict):

@@ -1,8 +1,7 @@
 """Checks shared by the tensor-parallel and 2-D scenario modules: a layout's state dicts
 against an unsharded reference, and DCP checkpoints saved on one layout and loaded on another.
-Layouts are parallelisms.wrap() names: tp, fsdp2 (1-D) and fsdp2_tp, hsdp (2x2 meshes)."""
+Layouts are testing/parallelisms.LAYOUTS names: tp, fsdp2 (1-D) and fsdp2_tp, hsdp (2x2 meshes)."""
 
-import torch
 from torch.distributed.checkpoint.state_dict import StateDictOptions
 from torch.distributed.checkpoint.state_dict import get_state_dict
 

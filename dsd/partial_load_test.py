@@ -25,9 +25,10 @@ from torch.distributed.checkpoint.state_dict import set_state_dict
 
 from dsd import transformer_checks
 from dsd.transformer_checks import SHARDED
-from dsd.transformer_checks import Trained
 from models import transformer
 from testing import checkpointing
+from testing import parallelisms
+from testing.parallelisms import Trained
 from testing.known_failures import known_wrong_result
 from testing.state_dict_verify import clean_fqn
 from testing.state_dict_verify import gather_full
@@ -113,7 +114,7 @@ class PartialLoadTest(transformer_checks.TransformerCase):
 
         target = self.model(layout, seed=1)
         target_optim = transformer.adamw(target.parameters())
-        transformer.train(target, target_optim, self.batches(1, first_seed=30))
+        self.train(target, target_optim, self.batches(1, first_seed=30))
         before = full_state(target)
         optim_before = copy.deepcopy(target_optim.state_dict())
         msd, osd = get_state_dict(target, target_optim)
@@ -134,7 +135,7 @@ class PartialLoadTest(transformer_checks.TransformerCase):
         pretrained = self.trained(layout)
         checkpointing.save(pretrained.model, pretrained.optim, path)
 
-        target = transformer.parallelize(ClassifierTransformer(seed=1), layout, self.device)
+        target = parallelisms.parallelize(ClassifierTransformer(seed=1), layout, self.device)
         msd = get_model_state_dict(target)
         self.assert_load_fails_everywhere({"app": {"model": copy.copy(msd)}}, r"Missing key in checkpoint state_dict: "
                                           r"app\.model\.score\.", checkpoint_id=path)
@@ -159,15 +160,15 @@ class PartialLoadTest(transformer_checks.TransformerCase):
             msd = get_model_state_dict(model)
             dcp.load({"model": msd}, checkpoint_id=pretrained_path)
             set_model_state_dict(model, msd)
-            return model, transformer.adamw(transformer_checks.optim_params(model))
+            return model, transformer.adamw(parallelisms.trainable(model))
 
         batches = self.batches(2, first_seed=10)
         model, optim = fine_tuning_model(seed=1)
-        transformer.train(model, optim, batches)
+        self.train(model, optim, batches)
         reference = self.model("plain", seed=1, freeze=FROZEN)
         reference.load_state_dict(pretrained.reference.state_dict())
-        ref_optim = transformer.adamw(transformer_checks.optim_params(reference))
-        transformer.train(reference, ref_optim, batches)
+        ref_optim = transformer.adamw(parallelisms.trainable(reference))
+        self.train(reference, ref_optim, batches)
         self.verify_state(Trained(reference, ref_optim, model, optim), "fine-tuned")
 
         msd, osd = get_state_dict(model, optim, options=TRAINABLE_ONLY)

@@ -34,7 +34,7 @@ SAVE_X_LOAD = (
 class ReshardTest(VerifyStateDictMixin, DistributedTestCase):
 
     def _model(self, wrapper, seed):
-        model = parallelisms.wrap(dummy_model(False, seed), wrapper, self.device)
+        model = parallelisms.parallelize(dummy_model(False, seed), wrapper, self.device)
         return model, torch.optim.Adam(model.parameters(), lr=0.01)
 
     @parameterized.named_parameters(*SAVE_X_LOAD)

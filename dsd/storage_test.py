@@ -38,6 +38,7 @@ from dsd.transformer_checks import SHARDED
 from models import transformer
 from models.dummy_models import UnevenDummyModel
 from testing import checkpointing
+from testing.state_dict_verify import fqn_by_param_id
 from testing.state_dict_verify import gather_full
 
 
@@ -195,7 +196,7 @@ class StoredMetadataTest(transformer_checks.TransformerCase):
         expected_model.add("app.model.softcap._extra_state.cap")
         self.assertEqual(sorted(k for k in stored if k.startswith("app.model.")), sorted(expected_model),
                          "stored model keys")
-        fqn_of = self._fqn_by_param_id(trained.reference, trained.ref_optim)
+        fqn_of = fqn_by_param_id(trained.reference, trained.ref_optim)
         ref_osd = trained.ref_optim.state_dict()
         expected_optim = {f"app.optim.state.{fqn_of[pid]}.{k}" for pid, s in ref_osd["state"].items() for k in s}
         self.assertEqual(sorted(k for k in stored if k.startswith("app.optim.state.")), sorted(expected_optim),

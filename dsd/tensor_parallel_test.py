@@ -5,7 +5,6 @@ the ranks) saved and loaded, also into a model built on the meta device.
 Spec: PyTorch's test_tp_checkpoint.py (test_tp_checkpoint, test_tp_checkpoint_load_on_meta_device)
 and test_dtensor_resharding.py (1-D placement changes)."""
 
-import copy
 
 import torch
 import torch.distributed as dist
@@ -64,15 +63,9 @@ class TensorParallelTest(layout_checks.LayoutChecks):
     def trained_uneven(self, layout, seed=0):
         """Trained(reference, ref_optim, model, optim) of UnevenDummyModel: "uneven_tp"
         (uneven_tp_plan over every rank) or a parallelisms layout, trained like its reference."""
-        if layout != "uneven_tp":
-            return parallelisms.reference_and_wrapped(UnevenDummyModel, layout, self.device, seed=seed)
-        reference = UnevenDummyModel(seed).to(self.device)
-        model = parallelize_module(copy.deepcopy(reference), self.mesh(), uneven_tp_plan())
-        ref_optim, optim = parallelisms.adam(reference.parameters()), parallelisms.adam(model.parameters())
-        inputs = [reference.get_input(self.device, seed=s) for s in range(2)]
-        parallelisms.train(reference, ref_optim, inputs)
-        parallelisms.train(model, optim, inputs)
-        return parallelisms.Trained(reference, ref_optim, model, optim)
+        if layout == "uneven_tp":
+            layout = lambda module, device: parallelize_module(module, self.mesh(), uneven_tp_plan())  # noqa: E731
+        return parallelisms.reference_and_wrapped(UnevenDummyModel, layout, self.device, seed=seed)
 
     def assert_uneven_shards(self, model):
         """Every sharded parameter's shards differ in size across the ranks and add up to its

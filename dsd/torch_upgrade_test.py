@@ -51,7 +51,7 @@ class TrainState(Stateful):
 class TorchUpgradeTest(VerifyStateDictMixin, DistributedTestCase):
 
     def model(self, layout, seed):
-        model = parallelisms.wrap(EvenDummyModel(seed), layout, self.device)
+        model = parallelisms.parallelize(EvenDummyModel(seed), layout, self.device)
         return model, torch.optim.Adam(model.parameters(), lr=0.01)
 
     def trained(self, layout):

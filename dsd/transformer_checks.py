@@ -13,8 +13,6 @@ trained model's own full state loaded into an unsharded copy (unsharded_copy), a
 of such cases are about checkpointing, not about TP's numerics.
 """
 
-import collections
-import itertools
 import os
 
 import torch
@@ -24,29 +22,21 @@ from torch.distributed.checkpoint.state_dict import get_state_dict
 
 from models import transformer
 from testing import checkpointing
+from testing import parallelisms
 from testing.dist_test_case import DistributedTestCase
+from testing.parallelisms import Trained
+from testing.parallelisms import has_tp
+from testing.parallelisms import trainable
 from testing.state_dict_verify import VerifyStateDictMixin
+from testing.state_dict_verify import fqn_by_param_id
 
 SHARDED = StateDictOptions()
 FULL = StateDictOptions(full_state_dict=True)
 
-Trained = collections.namedtuple("Trained", "reference ref_optim model optim")
-
-
-def has_tp(layout):
-    return "tp" in layout
-
-
-def optim_params(model):
-    return [p for p in model.parameters() if p.requires_grad]
-
-
 def load_full_optim_state(reference, ref_optim, full_osd):
     """A DSD full optimizer state dict (FQN keys) loaded into `ref_optim`, the plain optimizer of
     the unsharded `reference` (parameter-index keys), without going through DSD."""
-    params = list(itertools.chain.from_iterable(g["params"] for g in ref_optim.param_groups))
-    index_of = {id(p): i for i, p in enumerate(params)}
-    pid = {fqn: index_of[id(p)] for fqn, p in reference.named_parameters() if id(p) in index_of}
+    pid = {fqn: i for i, fqn in fqn_by_param_id(reference, ref_optim).items()}
     groups = [dict(g, params=[pid[fqn] for fqn in g["params"]]) for g in full_osd["param_groups"]]
     ref_optim.load_state_dict({"state": {pid[fqn]: s for fqn, s in full_osd["state"].items()}, "param_groups": groups})
 
@@ -56,6 +46,10 @@ class TransformerCase(VerifyStateDictMixin, DistributedTestCase):
 
     def batches(self, steps, first_seed=0):
         return transformer.batches(transformer.TransformerConfig(), self.device, steps, first_seed)
+
+    def train(self, model, optim, batches, scheduler=None):
+        """parallelisms.train with the transformer's next-token loss."""
+        parallelisms.train(model, optim, batches, transformer.next_token_loss, scheduler)
 
     def model(self, layout, seed=0, prepare=None, freeze=(), finish=None, **kwargs):
         """A fresh Transformer(seed): `prepare` (e.g. activation checkpointing) and `freeze` (FQN
@@ -69,7 +63,7 @@ class TransformerCase(VerifyStateDictMixin, DistributedTestCase):
             module = prepare(module)
         if layout == "plain":
             return module.to(self.device)
-        module = transformer.parallelize(module, layout, self.device, **kwargs)
+        module = parallelisms.parallelize(module, layout, self.device, **kwargs)
         return finish(module) if finish is not None else module
 
     def trained(self, layout, seed=0, steps=2, prepare=None, freeze=(), finish=None, make_optim=transformer.adamw,
@@ -77,14 +71,14 @@ class TransformerCase(VerifyStateDictMixin, DistributedTestCase):
         """Trained(reference, ref_optim, model, optim): `layout` and its unsharded reference, each
         with its own optimizer, trained on the same `steps` batches (see the module docstring)."""
         model = self.model(layout, seed, prepare, freeze, finish, **kwargs)
-        optim = make_optim(optim_params(model))
-        transformer.train(model, optim, self.batches(steps))
+        optim = make_optim(trainable(model))
+        self.train(model, optim, self.batches(steps))
         if has_tp(layout):
             reference, ref_optim = self.unsharded_copy(model, optim, make_optim, freeze)
         else:
             reference = self.model("plain", seed, freeze=freeze)
-            ref_optim = make_optim(optim_params(reference))
-            transformer.train(reference, ref_optim, self.batches(steps))
+            ref_optim = make_optim(trainable(reference))
+            self.train(reference, ref_optim, self.batches(steps))
         return Trained(reference, ref_optim, model, optim)
 
     def unsharded_copy(self, model, optim, make_optim=transformer.adamw, freeze=()):
@@ -92,7 +86,7 @@ class TransformerCase(VerifyStateDictMixin, DistributedTestCase):
         full_msd, full_osd = get_state_dict(model, optim, options=FULL)
         reference = self.model("plain", seed=99, freeze=freeze)
         reference.load_state_dict(full_msd)
-        ref_optim = make_optim(optim_params(reference))
+        ref_optim = make_optim(trainable(reference))
         load_full_optim_state(reference, ref_optim, full_osd)
         return reference, ref_optim
 
@@ -111,18 +105,13 @@ class TransformerCase(VerifyStateDictMixin, DistributedTestCase):
         that only looks right (a lost optimizer step count, a broken tie, an un-restored learning
         rate) trains differently."""
         batches = self.batches(steps, first_seed=100)
-        transformer.train(trained.model, trained.optim, batches, scheduler)
-        transformer.train(trained.reference, trained.ref_optim, batches, ref_scheduler)
+        self.train(trained.model, trained.optim, batches, scheduler)
+        self.train(trained.reference, trained.ref_optim, batches, ref_scheduler)
         self.verify_state(trained, what)
 
     def assert_tied(self, model, what):
         self.assertIs(model.output.weight, model.tok_embeddings.weight,
                       f"{what}: output.weight is no longer tok_embeddings.weight (the tie is broken)")
-
-    def assert_no_wrapper_prefixes(self, keys, what):
-        prefixed = sorted(k for k in keys if any(w in k for w in ("_orig_mod", "_checkpoint_wrapped_module",
-                                                                     "_fsdp_wrapped_module", "module.")))
-        self.assertEqual(prefixed, [], f"{what}: keys with wrapper prefixes {prefixed}")
 
     # Across world sizes (dist_py_test phases): phase 0 saves, phase 1 loads ------------------
 

@@ -22,6 +22,7 @@ from torch.distributed.checkpoint.state_dict import set_model_state_dict
 from dsd import transformer_checks
 from dsd.transformer_checks import SHARDED
 from models import transformer
+from testing import parallelisms
 
 CASES = (
     ("fsdp2", "fsdp2"),
@@ -57,7 +58,7 @@ class TransformerReshardTest(transformer_checks.TransformerCase):
         reference.load_state_dict(torch.load(consolidated, weights_only=True))
         with torch.device("meta"):
             model = transformer.Transformer(seed=5)
-        model = transformer.parallelize(model, layout, self.device)
+        model = parallelisms.parallelize(model, layout, self.device)
         model.to_empty(device=self.device)
         model.init_buffers()
         state = torch.load(consolidated, weights_only=True, mmap=True) if self.rank == 0 else {}

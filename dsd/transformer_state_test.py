@@ -29,9 +29,10 @@ from torch.distributed.tensor import Shard
 
 from dsd import transformer_checks
 from dsd.transformer_checks import SHARDED
-from dsd.transformer_checks import Trained
 from models import transformer
 from testing import checkpointing
+from testing import parallelisms
+from testing.parallelisms import Trained
 from testing.known_failures import known_failure
 from testing.state_dict_verify import gather_full
 
@@ -75,7 +76,7 @@ class ShardedStateDictTest(transformer_checks.TransformerCase):
         loaded = trained._replace(model=target, optim=target_optim)
         self.verify_state(loaded, f"saved by {save_layout}, loaded by {load_layout}")
         self.assert_tied(target, "after load")
-        if not transformer_checks.has_tp(load_layout):  # see transformer_checks: TP drifts in the last bits
+        if not parallelisms.has_tp(load_layout):  # see transformer_checks: TP drifts in the last bits
             self.continue_training(loaded)
 
     def test_fsdp2_reshard_after_forward_false_after_a_forward(self):
@@ -108,14 +109,14 @@ class MetaDeviceInitTest(transformer_checks.TransformerCase):
 
     def _reference(self):
         reference = self.model("plain")
-        transformer.train(reference, transformer.adamw(reference.parameters()), self.batches(2))
+        self.train(reference, transformer.adamw(reference.parameters()), self.batches(2))
         reference.softcap.cap = 12.0
         return reference
 
     def _meta_model(self, layout):
         with torch.device("meta"):
             model = transformer.Transformer(seed=5)
-        return transformer.parallelize(model, layout, self.device)
+        return parallelisms.parallelize(model, layout, self.device)
 
     @parameterized.named_parameters(("fsdp2", "fsdp2"), ("fsdp2_tp", "fsdp2_tp"))
     def test_materialise_then_broadcast_rank0_full_state_dict(self, layout):
@@ -130,7 +131,7 @@ class MetaDeviceInitTest(transformer_checks.TransformerCase):
         self.assert_tied(model, "after the broadcast")
         for name, buffer in reference.rope.named_buffers():
             self.assertTrue(torch.equal(getattr(model.rope, name), buffer), f"rope.{name} differs from the reference")
-        if not transformer_checks.has_tp(layout):
+        if not parallelisms.has_tp(layout):
             self.continue_training(Trained(reference, transformer.adamw(reference.parameters()),
                                            model, transformer.adamw(model.parameters())), steps=2)
 
@@ -151,7 +152,7 @@ class MetaDeviceInitTest(transformer_checks.TransformerCase):
         model.init_buffers(device=self.device)
         self.verify_msd(reference, get_model_state_dict(model), SHARDED, model)
         optim = transformer.adamw(model.parameters())
-        transformer.train(model, optim, self.batches(1, first_seed=100))
+        self.train(model, optim, self.batches(1, first_seed=100))
         get_optimizer_state_dict(model, optim)
 
 
@@ -259,11 +260,11 @@ class NonParameterStateTest(transformer_checks.TransformerCase):
         model = self.model(layout)
         optim = transformer.adamw(model.parameters())
         scheduler = transformer.cosine_warmup(optim)
-        transformer.train(model, optim, batches, scheduler)
+        self.train(model, optim, batches, scheduler)
         reference = self.model("plain")
         ref_optim = transformer.adamw(reference.parameters())
         ref_scheduler = transformer.cosine_warmup(ref_optim)
-        transformer.train(reference, ref_optim, batches, ref_scheduler)
+        self.train(reference, ref_optim, batches, ref_scheduler)
         dcp.save({"app": checkpointing.AppState(model, optim), "lr_scheduler": scheduler}, checkpoint_id=path)
 
         target = self.model(layout, seed=1)

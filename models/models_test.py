@@ -9,6 +9,7 @@ from models import fusion_embedding
 from models import tied_weights
 from models import transformer
 from models import world_size_scaled
+from testing import parallelisms
 
 
 class DummyModelsTest(parameterized.TestCase):
@@ -145,7 +146,8 @@ class TransformerTest(absltest.TestCase):
         before = {n: p.clone() for n, p in model.named_parameters()}
         optim = transformer.adamw(model.parameters())
         scheduler = transformer.cosine_warmup(optim)
-        transformer.train(model, optim, transformer.batches(model.config, "cpu", 2), scheduler)
+        parallelisms.train(model, optim, transformer.batches(model.config, "cpu", 2), transformer.next_token_loss,
+                           scheduler)
         unchanged = [n for n, p in model.named_parameters() if torch.equal(p, before[n])]
         self.assertEqual(unchanged, [])
         self.assertEqual(scheduler.last_epoch, 2)
@@ -159,6 +161,15 @@ class TransformerTest(absltest.TestCase):
         compiled = transformer.apply_compile(transformer.Transformer())
         self.assertTrue(any("_orig_mod" in n for n, _ in compiled.named_parameters()))
         self.assertTrue(any("_orig_mod" in k for k in compiled.state_dict()), "compile prefixes state-dict keys")
+
+    def test_sharding_plan_names_every_block_linear_through_wrappers(self):
+        for prepare in (lambda m: m, transformer.apply_ac, transformer.apply_compile):
+            model = prepare(transformer.Transformer())
+            plan = model.tp_plan()
+            self.assertEqual(len(plan), 7 * model.config.n_layers, sorted(plan))
+            for fqn in plan:
+                self.assertIsInstance(model.get_submodule(fqn), torch.nn.Linear, fqn)
+            self.assertEqual(model.fsdp_units(), list(model.layers.values()))
 
 
 if __name__ == "__main__":

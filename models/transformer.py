@@ -1,8 +1,8 @@
-"""A tiny decoder-only transformer, shaped like the models DCP/DSD users checkpoint, and the
-ways training stacks shard it.
+"""A tiny decoder-only transformer, shaped like the models DCP/DSD users checkpoint, with how
+it is sharded (fsdp_units, tp_plan: what testing/parallelisms.parallelize asks of a model).
 
-    model = Transformer(seed=0)                      # deterministic, on CPU
-    model = parallelize(model, "fsdp2", device)      # one of LAYOUTS (see parallelize)
+    model = Transformer(seed=0)                                 # deterministic, on CPU
+    model = parallelisms.parallelize(model, "fsdp2", device)    # testing/parallelisms.py
 
 Llama-like, with every state-dict feature a real model brings:
   tok_embeddings.weight   tied to output.weight (one parameter, two FQNs; state_dict() keeps both;
@@ -26,13 +26,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.distributed.algorithms._checkpoint.checkpoint_wrapper import apply_activation_checkpointing
 from torch.distributed.algorithms._checkpoint.checkpoint_wrapper import checkpoint_wrapper
-from torch.distributed.device_mesh import init_device_mesh
-from torch.distributed.fsdp import FullyShardedDataParallel as FSDP
-from torch.distributed.fsdp import fully_shard
-from torch.distributed.fsdp.wrap import ModuleWrapPolicy
 from torch.distributed.tensor.parallel import ColwiseParallel
 from torch.distributed.tensor.parallel import RowwiseParallel
-from torch.distributed.tensor.parallel import parallelize_module
 
 
 @dataclasses.dataclass(frozen=True)
@@ -191,43 +186,27 @@ class Transformer(nn.Module):
             h = block(h, self.rope)
         return self.softcap(self.output(self.norm(h)))
 
+    def fsdp_units(self):
+        """The blocks (whatever wraps them: checkpoint_wrapper, torch.compile): sharded before
+        the root, which then holds the embedding, the final norm and the tied head."""
+        return list(self.layers.values())
+
+    def tp_plan(self):
+        """Tensor parallelism per block, Megatron-style: wq/wk/wv/w1/w3 colwise, wo/w2 rowwise;
+        the embedding, norms and tied head stay replicated (plain tensors)."""
+        return {name: style() for name, _ in self.named_modules()
+                for suffix, style in _TP_STYLES.items() if name.startswith("layers.") and name.endswith(suffix)}
+
     def get_input(self, device="cpu", seed=0):
         """A batch of token ids, the same on every rank for the same seed."""
         return batches(self.config, device, 1, seed)[0]
 
 
-# Sharding, the ways training stacks do it ---------------------------------------------------
+# Sharding: what this model tells testing/parallelisms.parallelize, and the wrappers applied first
 
-LAYOUTS = ("fsdp2", "fsdp1", "tp", "fsdp2_tp")
-"""fsdp2     fully_shard per block, then the root (embedding, norm, tied head), torchtitan-style
-fsdp1     FullyShardedDataParallel with ModuleWrapPolicy({TransformerBlock}), use_orig_params
-tp        tensor parallel over all ranks: wq/wk/wv/w1/w3 colwise, wo/w2 rowwise; embedding,
-          norms and the tied head replicated (plain tensors)
-fsdp2_tp  2-D: tp within pairs of ranks ("tp" mesh dimension), fully_shard per block and root
-          across pairs ("dp")"""
-
-
-def tp_plan():
-    """The per-block plan: attention and MLP inputs colwise, their outputs rowwise."""
-    return {
-        "attention.wq": ColwiseParallel(), "attention.wk": ColwiseParallel(), "attention.wv": ColwiseParallel(),
-        "attention.wo": RowwiseParallel(),
-        "feed_forward.w1": ColwiseParallel(), "feed_forward.w3": ColwiseParallel(),
-        "feed_forward.w2": RowwiseParallel(),
-    }
-
-
-def apply_tp(model, tp_mesh):
-    for block in model.layers.values():
-        parallelize_module(block, tp_mesh, tp_plan())
-    return model
-
-
-def apply_fsdp2(model, mesh, reshard_after_forward=True):
-    """fully_shard each block, then the root (which then holds embedding, norm and tied head)."""
-    for block in model.layers.values():
-        fully_shard(block, mesh=mesh, reshard_after_forward=reshard_after_forward)
-    return fully_shard(model, mesh=mesh, reshard_after_forward=reshard_after_forward)
+_TP_STYLES = {"attention.wq": ColwiseParallel, "attention.wk": ColwiseParallel, "attention.wv": ColwiseParallel,
+              "attention.wo": RowwiseParallel, "feed_forward.w1": ColwiseParallel,
+              "feed_forward.w3": ColwiseParallel, "feed_forward.w2": RowwiseParallel}
 
 
 def apply_ac(model):
@@ -256,41 +235,8 @@ def apply_compile(model, backend="eager"):
     return model
 
 
-def parallelize(model, layout, device, reshard_after_forward=True):
-    """`model` sharded as `layout` (one of LAYOUTS) over every rank of the default group, on
-    `device`; a meta-device model stays on meta (to_empty + init_buffers after)."""
-    if not any(p.is_meta for p in model.parameters()):
-        model = model.to(device)
-    world_size = torch.distributed.get_world_size()
-    if layout == "fsdp2_tp":
-        if world_size % 2:
-            raise ValueError(f"fsdp2_tp needs an even world size, got {world_size}")
-        mesh = init_device_mesh(device.type, (world_size // 2, 2), mesh_dim_names=("dp", "tp"))
-        return apply_fsdp2(apply_tp(model, mesh["tp"]), mesh["dp"], reshard_after_forward)
-    mesh = init_device_mesh(device.type, (world_size,))
-    if layout == "fsdp2":
-        return apply_fsdp2(model, mesh, reshard_after_forward)
-    if layout == "tp":
-        return apply_tp(model, mesh)
-    if layout == "fsdp1":
-        # FSDP1 on CPU ranks needs device_id=cpu (it otherwise looks for an accelerator).
-        return FSDP(model, device_mesh=mesh, device_id=device, use_orig_params=True,
-                    auto_wrap_policy=ModuleWrapPolicy({TransformerBlock}))
-    raise ValueError(f"unknown layout {layout!r}; expected one of {LAYOUTS}")
-
-
 def next_token_loss(logits, tokens):
     return F.cross_entropy(logits[:, :-1].flatten(0, 1).float(), tokens[:, 1:].flatten())
-
-
-def train(model, optim, inputs, scheduler=None):
-    """One optimizer step (and scheduler step) per batch of `inputs`; every rank passes the same."""
-    for tokens in inputs:
-        optim.zero_grad()
-        next_token_loss(model(tokens), tokens).backward()
-        optim.step()
-        if scheduler is not None:
-            scheduler.step()
 
 
 def batches(config, device, steps, first_seed=0):

@@ -7,7 +7,9 @@ Pool=cpu and Pool=gpu2 (proofs/servers.py), then a nested Bazel with --config=rb
   - the gpu2 action carries the executor hints of platforms/pools.bzl (nvidia runtime, /dev/shm
     size, sizing), and under --config=rbe-cpu the same distributed test goes to the cpu pool,
   - //dsd:fsdp_model_state_test_gpu4 (Pool=gpu4, no such worker) fails with BuildGrid's queue
-    timeout instead of running anywhere else.
+    timeout instead of running anywhere else,
+  - without DSD_WORKER_IMAGE (or with an image that is not pinned by digest) --config=rbe fails at
+    analysis, naming what to set.
 The workers' image keeps the Python environment elsewhere than the client does (DSD_ENV_ROOT in
 the image, a symlink to the same installation here): the actions still find their interpreter,
 because nothing in an action names the client's path.
@@ -24,6 +26,10 @@ from absl.testing import absltest
 from proofs import servers
 from proofs.remote_cache_proof_test import host_env_dir
 from tools.testing.nested_bazel import NestedBazel
+
+
+# The workers here ignore the image (they run in this machine's environment); the client must name one.
+IMAGE = "docker://localhost/dsd-runner@sha256:" + "1" * 64
 
 
 class RemoteExecutionProofTest(absltest.TestCase):
@@ -46,11 +52,19 @@ class RemoteExecutionProofTest(absltest.TestCase):
             cls.grid.__exit__(None, None, None)
         super().tearDownClass()
 
-    def bazel_test(self, *targets, config="rbe"):
+    def bazel_test(self, *targets, config="rbe", image=IMAGE):
         proc = self.bazel("test", *targets, f"--config={config}", f"--remote_executor={self.grid.endpoint}",
                           "--remote_instance_name=main", "--remote_retries=0", "--nocache_test_results",
-                          "--symlink_prefix=/", "--verbose_failures")
+                          "--symlink_prefix=/", "--verbose_failures", f"--repo_env=DSD_WORKER_IMAGE={image}")
         return proc.returncode, proc.stdout + proc.stderr
+
+    def test_without_a_worker_image_rbe_fails_naming_what_to_set(self):
+        rc, output = self.bazel_test("//dsd:fsdp_model_state_test_gpu2", image="")
+        self.assertNotEqual(rc, 0, output[-3000:])
+        self.assertIn("--config=rbe needs the workers' container image: set DSD_WORKER_IMAGE=docker://", output)
+        rc, output = self.bazel_test("//dsd:fsdp_model_state_test_gpu2", image="docker://runner:latest")
+        self.assertNotEqual(rc, 0, output[-3000:])
+        self.assertIn("expected docker://REGISTRY/IMAGE@sha256:<64 hex digits>", output, "a tag is no pin")
 
     def test_actions_run_on_the_worker_of_their_pool(self):
         rc, output = self.bazel_test("//dsd:fsdp_model_state_test_gpu2", "//models:models_test")
@@ -63,7 +77,8 @@ class RemoteExecutionProofTest(absltest.TestCase):
         self.assertIn("testlogs/models/models_test/", cpu)
         self.assertNotIn("models_test", gpu2)
         (line,) = [l for l in self.grid.executed("gpu2") if "fsdp_model_state_test_gpu2/" in l]
-        for hint in ("Pool=gpu2", "dockerRuntime=nvidia", "dockerShmSize=8g", "EstimatedCPU=2", "container-image=docker://"):
+        hints = ("Pool=gpu2", "dockerRuntime=nvidia", "dockerShmSize=8g", "EstimatedCPU=2", f"container-image={IMAGE}")
+        for hint in hints:
             self.assertIn(hint, line, "the executor hints of platforms/pools.bzl reach the worker")
 
     def test_rbe_cpu_sends_distributed_tests_to_the_cpu_pool(self):

@@ -18,6 +18,8 @@ emits, per world size N and Python environment E (third_party/envs/envs.bzl):
     :fsdp_optim_state_test_gpuN_E        the others; built and run only when E is enabled
                                          (--config=all-envs), SKIPPED otherwise
 each tagged gpuN, cpu:N (Bazel reserves N local cores), E, and routed to the gpuN pool remotely.
+Every target reads the quarantine (//testing:quarantine.json); a sharded one balances its shards
+by the recorded case durations (//testing:durations.json).
 `phases = [[4, 2]]` saves at 4 ranks and loads at 2 in each environment (`_gpu4to2`);
 `phases = [["2@torch2_13", "2@torch2_14"]]` saves with one environment and loads with another
 (`_torch2_13_gpu2_to_torch2_14_gpu2`, tagged cross_version). dist_test_suites() adds
@@ -35,6 +37,8 @@ _SHIM = Label("//testing:env_main.py")
 _MAIN = Label("//testing/launcher:launcher.py")
 _LAUNCHER = Label("//testing/launcher")
 _DISABLED = Label("//third_party/envs:disabled")
+_QUARANTINE = Label("//testing:quarantine.json")
+_DURATIONS = Label("//testing:durations.json")
 _SIZES = ["small", "medium", "large", "enormous"]
 _MAX_GPUS = 8
 
@@ -210,13 +214,18 @@ def dist_py_test(
                 run_envs.append(e)
         launcher_args = ["--test_module=" + module, "--phases=" + ",".join(["%d@%s" % (ws, e) for ws, e in run])]
         launcher_args += ["--env=%s=$(rootpath %s):$(rootpath %s)" % (e, python(e), env_info(e)) for e in run_envs]
+        launcher_args.append("--quarantine=$(rootpath %s)" % _QUARANTINE)
+        launcher_data = [_QUARANTINE]
+        if shards[suffix]:  # only a sharded target's split (and cache key) depends on the durations
+            launcher_args.append("--durations=$(rootpath %s)" % _DURATIONS)
+            launcher_data.append(_DURATIONS)
         _env_py_test(
             name = "%s_%s" % (name, suffix),
             main = _MAIN,
             env_names = run_envs,
             launcher_args = launcher_args + args,
             srcs = srcs + [_MAIN],
-            data = data,
+            data = data + launcher_data,
             deps = deps + [_LAUNCHER],
             tags = tags + ["gpu%d" % ranks, "cpu:%d" % (cpus or ranks)] + (["cross_version"] if len(run_envs) > 1 else []),
             env = _device_env(ranks, all([ENVIRONMENTS[e].cuda for e in run_envs])),

@@ -11,15 +11,18 @@ from tools.testing.nested_bazel import NestedBazel
 from tools.testing.nested_bazel import host_bazelrc
 
 ROOT = os.path.dirname(os.path.dirname(os.path.realpath(__file__)))
-BZL = ["testing/defs.bzl", "testing/settings.bzl", "platforms/pools.bzl", "third_party/envs/envs.bzl",
-       "third_party/envs/settings.bzl", "third_party/python_env.bzl", "third_party/envs/install.py",
-       "third_party/envs/probe.py"]
+BZL = ["testing/defs.bzl", "testing/settings.bzl", "platforms/pools.bzl", "platforms/worker_image.bzl",
+       "third_party/envs/envs.bzl", "third_party/envs/settings.bzl", "third_party/python_env.bzl",
+       "third_party/envs/install.py", "third_party/envs/probe.py"]
 BUILDS = {
     "WORKSPACE": ('workspace(name = "macro_test")\n'
-                  'load("//third_party/envs:envs.bzl", "python_env_repositories")\npython_env_repositories()\n'),
+                  'load("//third_party/envs:envs.bzl", "python_env_repositories")\npython_env_repositories()\n'
+                  'load("//platforms:worker_image.bzl", "worker_image_repository")\nworker_image_repository()\n'),
     "testing/BUILD": ('package(default_visibility = ["//visibility:public"])\nload(":settings.bzl", "device_settings")\n'
-                      'device_settings()\nexports_files(["env_main.py"])\n'),
+                      'device_settings()\nexports_files(["env_main.py", "quarantine.json", "durations.json"])\n'),
     "testing/env_main.py": "",
+    "testing/quarantine.json": "{}",
+    "testing/durations.json": "{}",
     "testing/launcher/BUILD": ('package(default_visibility = ["//visibility:public"])\nexports_files(["launcher.py"])\n'
                                'py_library(name = "launcher", srcs = ["launcher.py"])\n'),
     "testing/launcher/launcher.py": "",

@@ -20,10 +20,10 @@ from testing.launcher.protocol import case_dir_name
 _ENV = {}
 
 
-def configure(device, backend, scratch_dir, phase=0, phase_world_sizes=None):
+def configure(device, backend, scratch_dir, phase=0, phase_world_sizes=None, random_seed=0):
     """Called by the rank worker after init_process_group."""
     _ENV.update(device=device, backend=backend, scratch_dir=scratch_dir, phase=phase,
-                phase_world_sizes=phase_world_sizes or [dist.get_world_size()])
+                phase_world_sizes=phase_world_sizes or [dist.get_world_size()], random_seed=random_seed)
 
 
 def requires_world_size(n):
@@ -57,7 +57,7 @@ class DistributedTestCase(parameterized.TestCase):
         super().setUp()
         if not dist.is_initialized():
             raise RuntimeError("DistributedTestCase runs under testing/launcher.py (one process per rank)")
-        torch.manual_seed(0)
+        torch.manual_seed(_ENV.get("random_seed", 0))  # TEST_RANDOM_SEED, the same on every rank
 
     @property
     def rank(self):
@@ -98,7 +98,7 @@ class DistributedTestCase(parameterized.TestCase):
 
     def mesh(self, shape=None, names=None):
         """A DeviceMesh over every rank on this launch's device: 1-D by default, or `shape`
-        (e.g. (2, 2) with names ("dp", "tp")), like upstream's build_device_mesh."""
+        (e.g. (2, 2) with names ("dp_shard", "tp")), like upstream's build_device_mesh."""
         return init_device_mesh(self.device_type, tuple(shape or (self.world_size,)), mesh_dim_names=names)
 
     def checkpoint_dir(self, name="checkpoint"):

@@ -17,6 +17,8 @@ FILES = {
         local_repository(name = "dsd", path = "{DSD}")
         load("@dsd//third_party/envs:envs.bzl", "python_env_repositories")
         python_env_repositories()
+        load("@dsd//platforms:worker_image.bzl", "worker_image_repository")
+        worker_image_repository()
         register_toolchains("@dsd//third_party:python_toolchain")
         """,
     "pkg/BUILD": """\

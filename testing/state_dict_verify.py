@@ -40,11 +40,22 @@ def gather_full(value):
     return value
 
 
+# What FSDP1, checkpoint_wrapper and torch.compile insert into parameter names; DDP prefixes "module.".
+WRAPPER_PREFIXES = ("_fsdp_wrapped_module.", "_checkpoint_wrapped_module.", "_orig_mod.")
+
+
 def clean_fqn(name):
     """A wrapped module's parameter name as the unwrapped module calls it."""
-    for wrapper in ("_fsdp_wrapped_module.", "_checkpoint_wrapped_module.", "_orig_mod."):
+    for wrapper in WRAPPER_PREFIXES:
         name = name.replace(wrapper, "")
     return name[len("module."):] if name.startswith("module.") else name
+
+
+def fqn_by_param_id(model, optim):
+    """{parameter index in `optim`'s plain state dict: FQN in `model`}."""
+    params = list(itertools.chain.from_iterable(g["params"] for g in optim.param_groups))
+    pid_of = {id(p): i for i, p in enumerate(params)}
+    return {pid_of[id(p)]: fqn for fqn, p in model.named_parameters() if id(p) in pid_of}
 
 
 def sharding_of(model):
@@ -182,10 +193,9 @@ class VerifyStateDictMixin:
             self.assert_layout(dist_msd[fqn], None if full else _expected(sharding, fqn), fqn, full)
             self.assert_tensor_matches(msd[fqn], dist_msd[fqn], fqn, device)
 
-    def _fqn_by_param_id(self, model, optim):
-        params = list(itertools.chain.from_iterable(g["params"] for g in optim.param_groups))
-        pid_of = {id(p): i for i, p in enumerate(params)}
-        return {pid_of[id(p)]: fqn for fqn, p in model.named_parameters() if id(p) in pid_of}
+    def assert_no_wrapper_prefixes(self, keys, what):
+        prefixed = sorted(k for k in keys if k != clean_fqn(k))
+        self.assertEqual(prefixed, [], f"{what}: keys with wrapper prefixes {prefixed}")
 
     def verify_osd(self, reference, ref_optim, dist_osd, options=StateDictOptions(), model=None):
         """`dist_osd`: DSD's optimizer state dict (FQN keys) of `model`'s optimizer; compared with
@@ -197,7 +207,7 @@ class VerifyStateDictMixin:
         sharding = sharding_of(model) if model is not None else {}
         osd = ref_optim.state_dict()
         dist_osd = unflatten_osd(dist_osd)
-        fqn_of = self._fqn_by_param_id(reference, ref_optim)
+        fqn_of = fqn_by_param_id(reference, ref_optim)
         ref_state = self.nonempty({fqn_of[pid]: s for pid, s in osd[STATE].items()}, "the reference optimizer state")
         self.assertEqual(sorted(ref_state), sorted(dist_osd[STATE]), "FQNs with optimizer state differ")
         device = "cpu" if options.cpu_offload else None

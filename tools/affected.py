@@ -27,7 +27,6 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 
 # Files whose change can affect any target (relative to the workspace root).

@@ -5,7 +5,9 @@
 Reads the build event file of that invocation (./bazelw makes `bazel test` write it), so only
 its targets count, never a stale XML left in bazel-testlogs. For each target it reads the
 test.xml of every shard (last attempt) and counts passed, failed (assertions), errors,
-skipped and expected failures (<skipped type="pytest.xfail">, known torch bugs).
+skipped, expected failures (<skipped type="pytest.xfail">, known torch bugs) and flaky cases
+(a passing <testcase> with a <flakyFailure>/<flakyError>: it failed, then passed on a rerun),
+which are always listed by name.
 
 Exit status 1 if any target did not pass, any case failed, a shard's XML is missing, or any
 target executed no case (nothing planned, or everything skipped): a target that tests nothing is
@@ -28,7 +30,7 @@ import xml.etree.ElementTree as ET
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from third_party.envs import catalog  # noqa: E402
 
-STATUSES = ("passed", "failed", "errors", "skipped", "xfailed")
+STATUSES = ("passed", "failed", "errors", "skipped", "xfailed", "flaky")
 _OK = ("PASSED", "FLAKY")
 
 
@@ -36,6 +38,8 @@ def case_status(case):
     """The status of one JUnit <testcase> (ours, absltest's or pytest's)."""
     if case.find("failure") is not None:
         return "failed"
+    if case.find("flakyFailure") is not None or case.find("flakyError") is not None:
+        return "flaky"  # failed, then passed on a rerun (Maven Surefire's convention, the launcher's)
     if case.find("error") is not None:
         return "errors"
     skipped = case.find("skipped")
@@ -136,8 +140,9 @@ def count(xml_paths):
         for case in ET.parse(path).getroot().iter("testcase"):
             status = case_status(case)
             counts[status] += 1
-            if status in ("skipped", "xfailed"):
-                reason = next((el.get("message", "") for el in case if el.tag == "skipped"), "")
+            if status in ("skipped", "xfailed", "flaky"):
+                reason = next((el.get("message", "") for el in case
+                               if el.tag in ("skipped", "flakyFailure", "flakyError")), "")
                 notes.append((status, f"{case.get('classname')}.{case.get('name')}", reason))
     return counts, notes, missing
 
@@ -165,7 +170,7 @@ def summarize(events_path):
         if not target["xmls"]:
             problems.append("no test.xml")
         problems += [f"missing {os.path.relpath(path)}" for path in missing]
-        if sum(counts[s] for s in ("passed", "failed", "errors", "xfailed")) == 0:
+        if sum(counts[s] for s in ("passed", "failed", "errors", "xfailed", "flaky")) == 0:
             problems.append("executed no case")
         rows.append((label, target, counts, notes, problems))
     return rows
@@ -206,10 +211,11 @@ def main(argv):
         status = target["status"] + (" (cached)" if target["cached"] else "")
         print(f"{label:{width}} {status:16} " + " ".join(f"{counts[s]:4} {s}" for s in STATUSES)
               + (f"   <-- {'; '.join(problems)}" if problems else ""))
-    if args.skipped:
-        for label, _, _, notes, _ in rows:
-            for status, case, reason in notes:
-                print(f"{'skipped' if status == 'skipped' else 'expected failure'}: {label}: {case}: {reason}")
+    names = {"skipped": "skipped", "xfailed": "expected failure", "flaky": "flaky"}
+    for label, _, _, notes, _ in rows:
+        for status, case, reason in notes:
+            if args.skipped or status == "flaky":  # a flaky case is always named, never hidden among the passes
+                print(f"{names[status]}: {label}: {case}: {reason}")
     for text, labels in sorted(warnings({label: target for label, target, *_ in rows}).items()):
         shown = ", ".join(labels[:3]) + (f" and {len(labels) - 3} more" if len(labels) > 3 else "")
         print(f"warning ({len(labels)} target{'s' if len(labels) > 1 else ''}: {shown}): {text}")

@@ -17,6 +17,8 @@ CASES = {
     "skipped": "<testcase classname='s.A' name='t4'><skipped message='needs CUDA: x'/></testcase>",
     "xfailed": "<testcase classname='s.A' name='t5'><skipped type='pytest.xfail' message='known bug: b'/></testcase>",
     "absl_skip": "<testcase classname='s.A' name='t6' status='notrun' result='suppressed'/>",
+    "flaky": "<testcase classname='s.A' name='t7'><flakyFailure message='failed, then passed on rerun 1: x'/>"
+             "</testcase>",
 }
 
 
@@ -59,6 +61,13 @@ class XmlSummaryTest(unittest.TestCase):
         self.assertIn("PASSED (cached)", out)
         self.assertIn("skipped: //a:t: s.A.t4: needs CUDA: x", out)
         self.assertIn("expected failure: //a:t: s.A.t5: known bug: b", out)
+
+    def test_a_flaky_case_is_counted_apart_and_named(self):
+        self.target("//a:t", "PASSED", "passed", "flaky")
+        rc, out = self.run_summary()
+        self.assertEqual(rc, 0, out)
+        self.assertIn("1 passed, 0 failed, 0 errors, 0 skipped, 0 expected failures, 1 flaky", out)
+        self.assertIn("flaky: //a:t: s.A.t7: failed, then passed on rerun 1: x", out)
 
     def test_failures_and_errors_fail(self):
         self.target("//a:t", "FAILED", "passed", "failed", "errors")

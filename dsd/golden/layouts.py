@@ -40,7 +40,7 @@ class TrainState(Stateful):
 
 
 def model_and_optim(layout, device, seed):
-    model = parallelisms.wrap(EvenDummyModel(seed), LAYOUTS[layout][0], device)
+    model = parallelisms.parallelize(EvenDummyModel(seed), LAYOUTS[layout][0], device)
     return model, torch.optim.Adam(model.parameters(), lr=0.01)
 
 

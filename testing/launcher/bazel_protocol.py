@@ -1,7 +1,8 @@
 """Bazel's test protocol, as the launcher honours it (one small function per piece, like
 absltest's _setup_sharding and get_default_xml_output_filename):
 
-  TEST_SHARD_INDEX / TEST_TOTAL_SHARDS   this shard's cases (plan.py)
+  TEST_SHARD_INDEX / TEST_TOTAL_SHARDS   this shard's cases (plan.py; balanced by --durations)
+  TEST_RANDOM_SEED                       every case starts from torch.manual_seed(it) (default 0)
   TEST_SHARD_STATUS_FILE                 touched: the launcher shards
   TEST_PREMATURE_EXIT_FILE               created at start, removed on a clean end: a launcher
                                          killed in between leaves it, and Bazel fails the test
@@ -25,7 +26,7 @@ import time
 from testing.launcher import plan as plan_lib
 from testing.launcher import processes
 
-_STALE_OUTPUTS = r"attempt\d+|phase\d+|failures|coverage"
+_STALE_OUTPUTS = r"attempt\d+|rerun\d+|phase\d+|failures|coverage"
 
 
 @dataclasses.dataclass
@@ -38,6 +39,7 @@ class TestProtocol:
     deadline: tuple           # (time.time() limit, what it is)
     coverage_dir: str
     process_started: float    # when this process (Bazel's test runner stub, then the launcher) started
+    random_seed: int = 0
 
     @classmethod
     def from_environment(cls, args, environ=None):
@@ -49,7 +51,7 @@ class TestProtocol:
                    total_shards=total_shards, tmpdir=tmpdir, output_dir=output_dir,
                    deadline=deadline(env, args.timeout, args.debug_rank >= 0),
                    coverage_dir=os.path.join(output_dir, "coverage") if args.coverage else "",
-                   process_started=processes.process_start_time(os.getpid()))
+                   process_started=processes.process_start_time(os.getpid()), random_seed=random_seed(env))
 
     def logs_location(self):
         if not os.environ.get("TEST_TARGET"):
@@ -102,9 +104,16 @@ class PrematureExitFile:
             os.remove(self.path)
 
 
-def list_cases(test_module, test_filter, protocol):
+def list_cases(test_module, test_filter, protocol, durations_file=""):
     """--list: this shard's case ids, one a line."""
     cases = plan_lib.discover(importlib.import_module(test_module))
-    for case in plan_lib.plan(list(cases), test_filter, protocol.shard_index, protocol.total_shards).cases:
+    durations = plan_lib.load_durations(durations_file, test_module)
+    for case in plan_lib.plan(list(cases), test_filter, protocol.shard_index, protocol.total_shards, durations).cases:
         print(case)
     return 0
+
+
+def random_seed(env):
+    """TEST_RANDOM_SEED (Bazel sets it to the run number under --runs_per_test), else 0."""
+    value = env.get("TEST_RANDOM_SEED", "")
+    return int(value) if value.lstrip("-").isdigit() else 0

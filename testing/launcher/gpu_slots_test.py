@@ -1,6 +1,5 @@
 """Unit tests of device choice and GPU slot locking (no GPU needed: slots are lock files)."""
 
-import os
 import subprocess
 import sys
 import textwrap

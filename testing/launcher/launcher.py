@@ -29,6 +29,7 @@ import time
 
 from testing.launcher import bazel_protocol
 from testing.launcher import gpu_slots
+from testing.launcher import quarantine
 from testing.launcher import starters
 from testing.launcher import timing
 from testing.launcher import watchdog
@@ -113,6 +114,13 @@ def build_parser():
     p.add_argument("--coverage", action="store_true", default=env.get("DSD_COVERAGE") == "1",
                    help="measure torch.distributed.checkpoint with coverage.py in every rank, data files "
                    "into <output_dir>/coverage/ (tools/dcp_coverage.py); default $DSD_COVERAGE=1")
+    p.add_argument("--quarantine", default="", metavar="FILE",
+                   help="quarantined cases (testing/quarantine.json): they run, and are reported skipped with why")
+    p.add_argument("--flaky_reruns", type=int, default=int(env.get("DSD_FLAKY_RERUNS", "0") or 0), metavar="N",
+                   help="rerun failed cases in up to N fresh launches: one that then passes is FLAKY "
+                   "(default $DSD_FLAKY_RERUNS, else 0: off)")
+    p.add_argument("--durations", default="", metavar="FILE",
+                   help="recorded case durations (testing/durations.json): shards balanced by them, else round-robin")
     p.add_argument("--list", action="store_true", help="print this shard's case ids and exit")
     return p
 
@@ -185,6 +193,7 @@ def spec_for(target, index):
                       shard_index=target.bazel.shard_index, total_shards=target.bazel.total_shards,
                       fail_fast=args.fail_fast, pg_timeout=args.pg_timeout, phase=index,
                       phase_world_sizes=list(args.world_sizes), coverage_dir=target.bazel.coverage_dir,
+                      durations_file=args.durations, random_seed=target.bazel.random_seed,
                       debug_rank=args.debug_rank, agree_timeout=max(LaunchSpec.agree_timeout, args.pg_timeout))
 
 
@@ -206,6 +215,7 @@ def run_phase(target, index, world_size, env):
     target.phases.append(phase)
     try:
         phase.run()
+        phase.rerun_failures(args.flaky_reruns)
     finally:
         bad_env = check.result() if check else None
         if check:
@@ -260,7 +270,8 @@ def results_of(target):
     if target.interrupted and len(target.phases) < len(sizes):
         results.append(Result("launcher.interrupted", Status.ERROR, f"interrupted before phase {len(target.phases)} "
                               f"(world size {sizes[len(target.phases)]})", kind=LAUNCHER))
-    return results, notes
+    label = os.environ.get("TEST_TARGET")
+    return quarantine.apply(results, quarantine.load(args.quarantine, args.test_module, label)), notes
 
 
 def describe_run(target):
@@ -268,6 +279,7 @@ def describe_run(target):
     args, bazel, props = target.args, target.bazel, target.properties
     props.update({"test_module": args.test_module, "world_sizes": " -> ".join(map(str, args.world_sizes)),
                   "shard": f"{bazel.shard_index + 1}/{bazel.total_shards}", "rank_starter": args.starter,
+                  "random_seed": bazel.random_seed,
                   "environments": " -> ".join(env or "(this interpreter)" for _, env in args.phase_list),
                   "device": target.device,
                   "device.why": os.environ.get("DSD_DEVICE_WHY") or ("Bazel's configuration (DSD_DEVICE)"
@@ -309,7 +321,7 @@ def main(argv=None):
     args = parse_args(sys.argv[1:] if argv is None else argv)
     bazel = bazel_protocol.TestProtocol.from_environment(args)
     if args.list:
-        return bazel_protocol.list_cases(args.test_module, args.test_filter, bazel)
+        return bazel_protocol.list_cases(args.test_module, args.test_filter, bazel, args.durations)
     with bazel_protocol.PrematureExitFile():
         return run_target(Target(args, bazel, Report(bazel.suite, args.xml_output), {}, device=args.device))
 

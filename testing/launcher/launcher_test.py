@@ -28,7 +28,6 @@ from testing.launcher import gpu_slots
 from testing.launcher import flight_recorder
 from testing.launcher import launcher
 from testing.launcher import processes
-from testing.launcher.protocol import LaunchSpec
 from testing.launcher.protocol import Status
 from third_party.envs import probe
 
@@ -42,7 +41,8 @@ SAMPLE_CASES = [
 ]
 FAULT_CASES = ["AFaultsTest.test_a", "AFaultsTest.test_b", "BAfterTest.test_c"]
 SHORT_LIMITS = ["--fixture_timeout=6", "--shutdown_timeout=6", "--exit_timeout=6", "--idle_timeout=6"]
-_XML_STATUS = {"failure": Status.FAILED, "error": Status.ERROR, "skipped": Status.SKIPPED}
+_XML_STATUS = {"failure": Status.FAILED, "error": Status.ERROR, "skipped": Status.SKIPPED,
+               "flakyFailure": Status.FLAKY, "flakyError": Status.FLAKY}
 
 
 class Run:
@@ -581,6 +581,61 @@ class SignalsTest(absltest.TestCase):
         run.wait(30)
         run.assert_no_leftovers()
         self.assertTrue(os.path.exists(run.premature_exit), "Bazel learns that the launcher did not return")
+
+
+class FlakyAndQuarantineTest(absltest.TestCase):
+    """A case that fails, then passes when rerun in a fresh launch, is FLAKY (never PASSED, never
+    hidden); a quarantined case runs and is reported skipped with its reason and this run's outcome."""
+
+    FLAKY, ALWAYS, PASSES = "FlakyTest.test_fails_the_first_time", "FlakyTest.test_always_fails", "FlakyTest.test_passes"
+
+    def test_without_reruns_a_flaky_case_fails(self):
+        run = Run(self, "flaky_cases", flags=[f"--test_filter={self.FLAKY}"]).run()
+        self.assertEqual(run.returncode, 1, run.output)
+        self.assertEqual(run.statuses(), {self.FLAKY: Status.FAILED})
+
+    def test_a_case_that_passes_on_a_rerun_is_flaky(self):
+        run = Run(self, "flaky_cases", flags=["--flaky_reruns=2", f"--test_filter={self.FLAKY},{self.PASSES}"]).run()
+        self.assertEqual(run.returncode, 0, run.output)
+        self.assertEqual(run.statuses(), {self.FLAKY: Status.FLAKY, self.PASSES: Status.PASSED})
+        self.assertIn("failed, then passed on rerun 1 in a fresh launch: failed on rank(s)", run.results()[self.FLAKY][1])
+        self.assertIn("deliberately flaky", run.results()[self.FLAKY][2], "the first failure is kept")
+        self.assertIn("1 flaky", run.output)
+        # a failed case ends its launch (the cases after it run in attempt1), the rerun has its own
+        self.assertEqual(sorted(os.listdir(run.outputs)), ["attempt0", "attempt1", "failures", "rerun1"])
+        run.assert_no_leftovers()
+
+    def test_a_case_that_fails_every_rerun_stays_failed(self):
+        run = Run(self, "flaky_cases", flags=["--flaky_reruns=2", f"--test_filter={self.ALWAYS}"]).run()
+        self.assertEqual(run.returncode, 1, run.output)
+        self.assertEqual(run.statuses(), {self.ALWAYS: Status.FAILED})
+        self.assertIn("rerun 2 of 2", run.output)
+
+    def test_a_quarantined_case_runs_and_is_skipped_with_why(self):
+        path = self.create_tempfile(content=json.dumps({"quarantine": [
+            {"module": f"{TESTDATA}flaky_cases", "case": self.ALWAYS, "reason": "broken on purpose",
+             "link": "https://example.org/issues/1"},
+            {"module": f"{TESTDATA}flaky_cases", "case": self.PASSES, "reason": "was flaky", "link": "#2",
+             "targets": ["//testing/launcher:another_target"]}]})).full_path
+        run = Run(self, "flaky_cases", env={"TEST_TARGET": "//testing/launcher:flaky_cases_gpu2"},
+                  flags=[f"--quarantine={path}", f"--test_filter={self.ALWAYS},{self.PASSES}"]).run()
+        self.assertEqual(run.returncode, 0, run.output)
+        status, message, _ = run.results()[self.ALWAYS]
+        self.assertEqual(status, Status.SKIPPED)
+        self.assertRegex(message, r"^quarantined: broken on purpose \(https://example.org/issues/1\); this run: "
+                                  r"failed: failed on rank\(s\) \[0, 1\]")
+        self.assertEqual(run.results()[self.PASSES][0], Status.PASSED, "quarantined for another target only")
+
+
+class RandomSeedTest(absltest.TestCase):
+    """Every case starts from torch.manual_seed(TEST_RANDOM_SEED), 0 without it (Bazel sets it to
+    the run number under --runs_per_test)."""
+
+    def test_cases_start_from_bazels_seed(self):
+        for given, expected, returncode in (("7", "7", 0), (None, "0", 0), ("7", "0", 1)):
+            env = {"EXPECTED_SEED": expected, **({"TEST_RANDOM_SEED": given} if given else {})}
+            run = Run(self, "seed_cases", env=env).run()
+            self.assertEqual(run.returncode, returncode, run.output)
 
 
 class PhasesTest(absltest.TestCase):

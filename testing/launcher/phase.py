@@ -1,7 +1,10 @@
 """One phase of a target: the launches at one world size (and in one environment) until every
 planned case has a verdict. A launch that ended early (a crash, a hang, a failed fixture on some
 rank) is followed by a fresh one for the cases left; a launch that made no progress, or the
-target's time limit, ends the phase with the cases left reported `not run`.
+target's time limit, ends the phase with the cases left reported `not run`. With
+--flaky_reruns=N (off by default) the failed cases then run again, in up to N fresh launches of
+their own: a case that passes there is FLAKY, its first failure kept; one that fails again
+stays failed.
 """
 
 import os
@@ -11,6 +14,7 @@ from testing.launcher.launch import Launch
 from testing.launcher.protocol import CASE
 from testing.launcher.protocol import Status
 from testing.launcher.verdict import Result
+from testing.launcher.verdict import flaky
 
 
 class Phase:
@@ -51,6 +55,30 @@ class Phase:
             if self.plan is None or not self.remaining() or self._stopped(launch, before):
                 return
             self.log(f"-- relaunching for the {len(self.remaining())} remaining case(s) (attempt {len(self.launches)})")
+
+    def rerun_failures(self, reruns):
+        """Reruns the failed cases (see the module docstring); a rerun launch that itself went
+        wrong outside its cases proves nothing, and its passes are not taken."""
+        for attempt in range(1, reruns + 1):
+            failed = {r.id: r for r in self.results if r.kind == CASE and r.status.failing}
+            if not failed or self.plan is None or self.spec.fail_fast:
+                return
+            self.log(f"-- rerunning {len(failed)} failed case(s) in a fresh launch (rerun {attempt} of {reruns})")
+            rerun = Phase(self.config, self.output_dir, lambda item: None, self.outputs_root, self.artifacts_limit)
+            launch = Launch(self.config, os.path.join(self.output_dir, f"rerun{attempt}"),
+                            already_run=[c for c in self.plan.cases if c not in failed])
+            self.launches.append(launch)
+            try:
+                launch.run()
+            finally:
+                attribution.collect(rerun, launch)
+            if any(r.status.failing and r.kind != CASE for r in rerun.results):
+                continue
+            passed = {r.id for r in rerun.results if r.kind == CASE and r.status is Status.PASSED}
+            self.results = [flaky(r, attempt) if r.id in passed and r.kind == CASE and r.status.failing else r
+                            for r in self.results]
+            for case in sorted(passed & set(failed)):
+                self.log(f"[FLAKY ] {case}  failed, then passed on rerun {attempt}")
 
     def _stopped(self, launch, before):
         """True (after reporting the cases left) when no further launch may run."""

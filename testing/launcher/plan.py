@@ -4,10 +4,18 @@ One function, plan(), serves the launcher's --list and every rank (all ranks mus
 same plan). Filter semantics are those of absltest / pytest -k: a plain word selects every case
 id containing it (so `test_round_trip` selects its parameterized variants), a pattern with
 *, ? or [ is a glob over the whole id, and a leading '-' excludes.
+
+Shards are balanced by the cases' recorded durations when a durations file is given
+(testing/durations.json, regenerated from the run history by `python -m tools.history
+durations --write`): the longest case first onto the least loaded shard, a case without a
+record counted at the median of the recorded ones. The split is a function of the file and the
+case list alone, so it is the same on every rank and under the same cache key.
 """
 
 import dataclasses
 import fnmatch
+import json
+import statistics
 import unittest
 
 _GLOB = set("*?[")
@@ -57,10 +65,35 @@ def matches(case_id, patterns):
     return not include or any(_hit(case_id, p) for p in include)
 
 
-def plan(case_ids, test_filter="", shard_index=0, total_shards=1):
-    """Filters, then takes this shard's cases round-robin (shards partition the filtered list)."""
+def plan(case_ids, test_filter="", shard_index=0, total_shards=1, durations=None):
+    """Filters, then takes this shard's cases: balanced by `durations` ({case id: seconds}) when
+    given, else round-robin; each shard keeps discovery order (a class's cases stay together)."""
     if total_shards < 1 or not 0 <= shard_index < total_shards:
         raise ValueError(f"bad shard {shard_index} of {total_shards}")
     patterns = parse_filter(test_filter)
     chosen = [c for c in case_ids if matches(c, patterns)]
+    if durations:
+        mine = set(balanced(chosen, total_shards, durations)[shard_index])
+        return Plan([c for c in chosen if c in mine], len(case_ids), len(chosen))
     return Plan([c for i, c in enumerate(chosen) if i % total_shards == shard_index], len(case_ids), len(chosen))
+
+
+def balanced(case_ids, total_shards, durations):
+    """[[case id] per shard]: the longest first onto the least loaded shard (ties: the lower
+    shard, then discovery order), unknown cases at the median recorded duration."""
+    default = statistics.median(durations.values())
+    loads, shards = [0.0] * total_shards, [[] for _ in range(total_shards)]
+    order = sorted(range(len(case_ids)), key=lambda i: (-durations.get(case_ids[i], default), i))
+    for i in order:
+        target = min(range(total_shards), key=lambda s: (loads[s], s))
+        shards[target].append(case_ids[i])
+        loads[target] += durations.get(case_ids[i], default)
+    return shards
+
+
+def load_durations(path, module):
+    """{case id: seconds} recorded for `module` in the durations file at `path` ({} if none)."""
+    if not path:
+        return {}
+    with open(path) as f:
+        return {case: float(seconds) for case, seconds in json.load(f).get("modules", {}).get(module, {}).items()}

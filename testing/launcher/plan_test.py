@@ -32,6 +32,32 @@ class MatchesTest(parameterized.TestCase):
         self.assertEqual([c for c in IDS if plan.matches(c, patterns)], expected)
 
 
+class BalancedShardsTest(absltest.TestCase):
+
+    DURATIONS = {"A.test_x": 10.0, "A.test_y": 1.0, "B.test_x": 9.0, "B.test_z_slow": 30.0, "C.test_w": 2.0,
+                 "C.test_round_trip_even": 3.0}  # C.test_round_trip_odd: no record (the median, 6.0)
+
+    def test_the_longest_case_first_onto_the_least_loaded_shard(self):
+        shards = plan.balanced(IDS, 2, self.DURATIONS)
+        self.assertEqual(shards, [["B.test_z_slow", "A.test_y"],  # 30 + 1; the tie at 30 goes to the lower shard
+                                  ["A.test_x", "B.test_x", "C.test_round_trip_odd", "C.test_round_trip_even", "C.test_w"]])
+
+    def test_a_balanced_plan_partitions_the_cases_and_keeps_discovery_order(self):
+        shards = [plan.plan(IDS, "", i, 3, self.DURATIONS).cases for i in range(3)]
+        self.assertCountEqual([c for s in shards for c in s], IDS)
+        for cases in shards:
+            self.assertEqual(cases, [c for c in IDS if c in cases], "discovery order within a shard")
+        loads = [sum(self.DURATIONS.get(c, 6.0) for c in cases) for cases in shards]
+        round_robin = [sum(self.DURATIONS.get(c, 6.0) for c in plan.plan(IDS, "", i, 3).cases) for i in range(3)]
+        self.assertLess(max(loads), max(round_robin), "the slowest shard is faster than round-robin's")
+
+    def test_durations_come_from_the_file_per_module(self):
+        path = self.create_tempfile(content='{"modules": {"dsd.m": {"A.t": 2.5}}}').full_path
+        self.assertEqual(plan.load_durations(path, "dsd.m"), {"A.t": 2.5})
+        self.assertEqual(plan.load_durations(path, "dsd.other"), {})
+        self.assertEqual(plan.load_durations("", "dsd.m"), {})
+
+
 class PlanTest(parameterized.TestCase):
 
     @parameterized.parameters(1, 2, 3, 7, 9)

@@ -32,6 +32,8 @@ class Status(str, enum.Enum):
     ERROR = "error"          # an exception other than an assertion
     SKIPPED = "skipped"
     XFAILED = "xfailed"      # a known torch bug reproduced with its recorded symptom
+    FLAKY = "flaky"          # failed, then passed when the launcher reran it in a fresh launch
+                             # (--flaky_reruns; the launcher's verdict, never a rank's)
 
     @property
     def failing(self):
@@ -55,6 +57,8 @@ class LaunchSpec:
     agree_timeout: float = 3600.0
     phase: int = 0
     phase_world_sizes: list = dataclasses.field(default_factory=list)
+    durations_file: str = ""  # recorded case durations: shards balanced by them (plan.py)
+    random_seed: int = 0      # every case starts from torch.manual_seed(random_seed) (TEST_RANDOM_SEED)
     coverage_dir: str = ""   # ranks measure torch.distributed.checkpoint with coverage.py into it
     debug_rank: int = -1     # this rank stops in pdb at the start of each case (DSD_DEBUG_RANK)
 

@@ -1,4 +1,5 @@
-"""One rank of a launch: started by torchrun (one process per rank) from the launcher.
+"""One rank of a launch, started by the launch's starter (starters.py: forked or spawned by the
+rank group, or started by torchrun).
 
     python -m testing.launcher.rank_worker <launch spec file>
 
@@ -296,9 +297,11 @@ def main(argv):
     )
     timing["connected"] = time.time()
     dist_test_case.configure(device=spec.device, backend=backend, scratch_dir=spec.scratch_dir,
-                             phase=spec.phase, phase_world_sizes=spec.phase_world_sizes or [world_size])
+                             phase=spec.phase, phase_world_sizes=spec.phase_world_sizes or [world_size],
+                             random_seed=spec.random_seed)
     cases = plan_lib.discover(module)
-    plan = plan_lib.plan(list(cases), spec.test_filter, spec.shard_index, spec.total_shards)
+    plan = plan_lib.plan(list(cases), spec.test_filter, spec.shard_index, spec.total_shards,
+                         plan_lib.load_durations(spec.durations_file, spec.test_module))
     todo = [c for c in plan.cases if c not in set(spec.already_run)]
     records.emit("plan", cases=todo, total=plan.total, matched=plan.matched, pid=os.getpid(), torch=torch_build(torch),
                  **timing)

@@ -10,13 +10,14 @@ from testing.launcher.verdict import Result
 from testing.launcher.verdict import counts
 
 _MARK = {Status.PASSED: "  OK  ", Status.FAILED: " FAIL ", Status.ERROR: "ERROR ", Status.SKIPPED: " SKIP ",
-         Status.XFAILED: "XFAIL "}
+         Status.XFAILED: "XFAIL ", Status.FLAKY: "FLAKY "}
 
 
 def write_junit(path, suite_name, results, total_time, properties=None, system_out=""):
     """JUnit XML as CI tools read it: failures (assertions) apart from errors (exceptions),
-    skips with their reason, and expected failures as pytest writes xfail:
-    <skipped type="pytest.xfail" message=...>."""
+    skips with their reason, expected failures as pytest writes xfail (<skipped
+    type="pytest.xfail" message=...>), and flaky cases as Maven Surefire writes a test that passed
+    on a rerun: a passing <testcase> with a <flakyFailure> (an assertion) or <flakyError> child."""
     c = counts(results)
     skipped = c[Status.SKIPPED] + c[Status.XFAILED]
     attrs = dict(tests=str(len(results)), failures=str(c[Status.FAILED]), errors=str(c[Status.ERROR]),
@@ -39,6 +40,9 @@ def write_junit(path, suite_name, results, total_time, properties=None, system_o
             ET.SubElement(case, "skipped", message=r.message[:1000])
         elif r.status is Status.XFAILED:
             ET.SubElement(case, "skipped", type="pytest.xfail", message=r.message[:1000]).text = r.detail
+        elif r.status is Status.FLAKY:
+            tag = "flakyFailure" if "AssertionError" in (r.detail or r.message) else "flakyError"
+            ET.SubElement(case, tag, message=r.message[:1000]).text = r.detail
     if system_out:
         ET.SubElement(suite, "system-out").text = system_out
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
@@ -82,7 +86,8 @@ class Report:
             write_junit(self.xml_output, self.suite, results, elapsed, properties, "\n".join(notes))
         c = counts(results)
         print(f"{self.suite}: {c[Status.PASSED]} passed, {c[Status.FAILED]} failed, {c[Status.ERROR]} errors, "
-              f"{c[Status.SKIPPED]} skipped, {c[Status.XFAILED]} expected failures (known torch bugs) "
+              f"{c[Status.SKIPPED]} skipped, {c[Status.XFAILED]} expected failures (known torch bugs), "
+              f"{c[Status.FLAKY]} flaky "
               f"in {elapsed:.1f}s", flush=True)
         return 1 if c[Status.FAILED] or c[Status.ERROR] else 0
 

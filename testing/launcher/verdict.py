@@ -74,7 +74,8 @@ def _merge(unit, ends):
 
 def merge_phases(per_phase, world_sizes):
     """One result per id from consecutive launches (phases) of the same cases: failing if any
-    phase failed or lacks the id, skipped if any skipped, expected failure if any, else passed."""
+    phase failed or lacks the id, skipped if any skipped, expected failure if any, flaky if any,
+    else passed."""
     merged = []
     label = {i: f"phase {i} (world size {ws})" for i, ws in enumerate(world_sizes)}
     for rid in dict.fromkeys(r.id for results in per_phase for r in results):
@@ -92,7 +93,7 @@ def merge_phases(per_phase, world_sizes):
             detail = "\n".join(f"=== {label[i]} ===\n{r.detail}" for i, r in failed)
             merged.append(Result(rid, status, message, detail, duration, kind))
             continue
-        for status in (Status.SKIPPED, Status.XFAILED):
+        for status in (Status.SKIPPED, Status.XFAILED, Status.FLAKY):
             hits = [(i, r) for i, r in parts if r.status is status]
             if hits:
                 i, r = hits[0]
@@ -101,6 +102,13 @@ def merge_phases(per_phase, world_sizes):
         else:
             merged.append(Result(rid, Status.PASSED, "", "", duration, kind))
     return merged
+
+
+def flaky(first_failure, attempt):
+    """The result of a case that failed (`first_failure`) and then passed on rerun `attempt`."""
+    return Result(first_failure.id, Status.FLAKY,
+                  f"failed, then passed on rerun {attempt} in a fresh launch: {first_failure.message}",
+                  first_failure.detail, first_failure.duration, first_failure.kind)
 
 
 def counts(results):

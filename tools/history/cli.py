@@ -9,6 +9,10 @@
     flaky    the flaky cases and their rates; exit 1 only when asked (--fail_above)
     budget   the last run against the one before it: CI wall time, test time, and the targets
              that got slower or faster (a benchmark to read, not a timed test: exit 0)
+    durations  the recorded case durations that sharded targets balance their shards by
+             (--write: testing/durations.json)
+    quarantine  exit 1 if a quarantined case (testing/quarantine.json) passed in each of the last
+             --runs recorded runs: it leaves quarantine
 
 Exit status: 0 done; 1 only for a check asked for (flaky --fail_above); 2 the history could not
 be read or written (one line on stderr says why). Test failures never change it, and the
@@ -16,6 +20,7 @@ command is separate from `bazel test`, so a broken database never changes a test
 """
 
 import argparse
+import json
 import os
 import sys
 import time
@@ -56,6 +61,12 @@ def parser():
     fl.add_argument("--fail_above", type=float, help="exit 1 if a case's flaky rate is above this (0..1)")
     bu = sub.add_parser("budget", parents=[common], help="compare the last run with the previous one")
     bu.add_argument("--top", type=int, default=10, help="how many targets that changed most (default 10)")
+    du = sub.add_parser("durations", parents=[common], help="case durations of the modules with sharded targets")
+    du.add_argument("--runs", type=int, default=20, help="how many recent runs (default 20)")
+    du.add_argument("--write", action="store_true", help="write them into testing/durations.json")
+    qu = sub.add_parser("quarantine", parents=[common], help="fail when a quarantined case passes again")
+    qu.add_argument("--runs", type=int, default=5, help="passed in each of this many recent runs (default 5)")
+    qu.add_argument("--file", default=os.path.join(ROOT, "testing", "quarantine.json"))
     return p
 
 
@@ -131,8 +142,38 @@ def cmd_budget(args, url, engine):
     return 0
 
 
+def cmd_durations(args, url, engine):
+    with store.transaction(engine, url) as conn:
+        migrations.require_current(conn, url, create_empty=False)
+        found = queries.durations(conn, runs=args.runs)
+    text = json.dumps({"_doc": DURATIONS_DOC, "modules": found}, indent=1, sort_keys=True) + "\n"
+    if not args.write:
+        print(text, end="")
+        return 0
+    with open(os.path.join(ROOT, "testing", "durations.json"), "w") as f:
+        f.write(text)
+    print(f"testing/durations.json: {sum(len(c) for c in found.values())} cases of {len(found)} module(s)")
+    return 0
+
+
+def cmd_quarantine(args, url, engine):
+    with open(args.file) as f:
+        entries = json.load(f).get("quarantine", [])
+    with store.transaction(engine, url) as conn:
+        migrations.require_current(conn, url, create_empty=False)
+        passing = queries.quarantine_passes(conn, entries, runs=args.runs)
+    for entry, labels in passing:
+        print(f"{entry['module']} {entry['case']} passed in each of the last {args.runs} runs of {', '.join(labels)}: "
+              f"remove it from {os.path.relpath(args.file, ROOT)} ({entry['reason']}, {entry['link']})")
+    print(f"{len(entries)} quarantined case(s); {len(passing)} passing again")
+    return 1 if passing else 0
+
+
+DURATIONS_DOC = ("Recorded case durations (seconds) of the modules with sharded targets, which balance their shards "
+                 "by them (testing/launcher/plan.py). Regenerated from the run history: "
+                 "./bazelw python --env tools -m tools.history durations --write")
 COMMANDS = {"record": cmd_record, "report": cmd_report, "migrate": cmd_migrate, "flaky": cmd_flaky,
-            "budget": cmd_budget}
+            "budget": cmd_budget, "durations": cmd_durations, "quarantine": cmd_quarantine}
 
 
 def main(argv=None):

@@ -236,3 +236,47 @@ def _delta(before, after):
         return f"{before}s -> {after}s"
     return f"{before:.0f}s -> {after:.0f}s ({after - before:+.0f}s, {100 * (after - before) / before:+.0f}%)" \
         if before else f"{before:.0f}s -> {after:.0f}s"
+
+
+def durations(conn, runs=20):
+    """{module: {case id: mean seconds}} over the last `runs` runs, of the modules that have a
+    sharded target (the ones whose shards testing/launcher/plan.py balances): cases that ran to the
+    end (passed, expected failures, flaky), not cached."""
+    pks = [inv["pk"] for inv in invocations(conn, runs)]
+    sharded = {r["test_module"] for r in conn.execute(
+        sa.select(T.c.test_module).where(T.c.invocation_pk.in_(pks), T.c.shard_count > 1)).mappings()}
+    rows = conn.execute(sa.select(T.c.test_module, C.c.case_id, C.c.duration_s)
+                        .join(A, C.c.attempt_pk == A.c.id).join(T, A.c.target_pk == T.c.id)
+                        .where(T.c.invocation_pk.in_(pks), T.c.test_module.in_(sorted(m for m in sharded if m)),
+                               C.c.status.in_(("passed", "xfailed", "flaky")), A.c.cached.is_(False))).mappings()
+    seen = collections.defaultdict(list)
+    for r in rows:
+        seen[(r["test_module"], r["case_id"])].append(float(r["duration_s"]))
+    out = collections.defaultdict(dict)
+    for (module, case), values in sorted(seen.items()):
+        out[module][case] = round(sum(values) / len(values), 3)
+    return dict(out)
+
+
+def quarantine_passes(conn, entries, runs=5):
+    """[(entry, [target labels])] of the quarantined cases that passed in each of the last
+    `runs` recorded runs of every target they ran in (testing/launcher/quarantine.py's message
+    says what the case did: "...; this run: passed")."""
+    pks = [inv["pk"] for inv in invocations(conn, runs)]
+    if len(pks) < runs:
+        return []
+    query = (sa.select(T.c.label, T.c.test_module, T.c.invocation_pk, C.c.case_id, C.c.message)
+             .join(A, C.c.attempt_pk == A.c.id).join(T, A.c.target_pk == T.c.id)
+             .where(T.c.invocation_pk.in_(pks), A.c.is_last.is_(True), C.c.message.like("quarantined: %")))
+    outcomes = collections.defaultdict(dict)
+    for r in conn.execute(query).mappings():
+        outcomes[(r["test_module"], r["case_id"], r["label"])][r["invocation_pk"]] = \
+            (r["message"] or "").endswith("this run: passed")
+    found = []
+    for entry in entries:
+        labels = [label for (module, case, label), runs_ in outcomes.items()
+                  if (module, case) == (entry["module"], entry["case"])
+                  and len(runs_) == len(pks) and all(runs_.values())]
+        if labels:
+            found.append((entry, sorted(labels)))
+    return found

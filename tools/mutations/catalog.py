@@ -373,6 +373,87 @@ def stateful_never_loaded():
     _replace_everywhere(state_dict_loader, "load", make)
 
 
+def _tensor_copies(value):
+    """Copies of every tensor (a DTensor's local shard) in a nested state dict."""
+    if isinstance(value, dict):
+        return [c for v in value.values() for c in _tensor_copies(v)]
+    if isinstance(value, (list, tuple)):
+        return [c for v in value for c in _tensor_copies(v)]
+    local = value.to_local() if hasattr(value, "to_local") else value
+    return [local.clone()] if hasattr(local, "clone") else []
+
+
+_LEAKED = []
+
+
+def _with_copies(module, name, when, leak):
+    """module.name copies every tensor of its state dict (argument 0) `when` ("before": held for
+    the whole call; "after": made once the call has filled it) and keeps them (leak) or not."""
+    def make(original):
+        def call(state_dict, *args, **kwargs):
+            held = _tensor_copies(state_dict) if when == "before" else []
+            out = original(state_dict, *args, **kwargs)
+            held += _tensor_copies(state_dict) if when == "after" else []
+            if leak:
+                _LEAKED.append(held)
+            return out
+        return call
+    _replace_everywhere(module, name, make)
+
+
+def save_holds_an_extra_copy():
+    """dcp.save (every path: save, async_save's background save, the HF writer) holds a copy of
+    each local tensor while it writes: the values are right, the peak memory doubles."""
+    from torch.distributed.checkpoint import state_dict_saver
+    _with_copies(state_dict_saver, "_save_state_dict", "before", leak=False)
+
+
+def save_leaks_a_copy_per_call():
+    """dcp.save keeps a copy of the state it saved, forever: one state dict leaked per save."""
+    from torch.distributed.checkpoint import state_dict_saver
+    _with_copies(state_dict_saver, "_save_state_dict", "before", leak=True)
+
+
+def load_holds_an_extra_copy():
+    """dcp.load (and dcp_to_torch_save) copies what it loaded before returning: a second copy
+    of the state at the peak."""
+    from torch.distributed.checkpoint import state_dict_loader
+    _with_copies(state_dict_loader, "_load_state_dict", "after", leak=False)
+
+
+def load_leaks_a_copy_per_call():
+    """dcp.load keeps a copy of the state it loaded, forever: one state dict leaked per load."""
+    from torch.distributed.checkpoint import state_dict_loader
+    _with_copies(state_dict_loader, "_load_state_dict", "after", leak=True)
+
+
+def async_staging_leaks_each_staged_copy():
+    """async_save: the stager keeps every staged state dict alive after its save completed."""
+    from torch.distributed.checkpoint import staging
+
+    def make(original):
+        def stage(self, state_dict, *args, **kwargs):
+            staged = original(self, state_dict, *args, **kwargs)
+            _LEAKED.append(staged)
+            return staged
+        return stage
+    for cls in (staging.DefaultStager, staging.BlockingAsyncStager):
+        _replace_everywhere(cls, "stage", make)
+
+
+def hf_consolidation_holds_every_tensor():
+    """HF consolidation keeps every tensor it read until the end, instead of one at a time."""
+    from torch.distributed.checkpoint import _consolidate_hf_safetensors as hf
+
+    def make(original):
+        def read(*args, **kwargs):
+            data = original(*args, **kwargs)
+            _LEAKED.append(bytes(data))
+            return data
+        return read
+    _replace_everywhere(hf, "_read_tensor_data", make)
+
+
 MUTATIONS = {name: fn for name, fn in list(globals().items())
              if callable(fn) and not name.startswith("_") and fn.__module__ == __name__
              and name not in ("apply", "none")}
