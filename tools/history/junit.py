@@ -12,7 +12,8 @@ import xml.etree.ElementTree as ET
 
 from tools import xml_summary
 
-_STATUS = {"failed": "failed", "errors": "error", "skipped": "skipped", "xfailed": "xfailed", "passed": "passed"}
+_STATUS = {"failed": "failed", "errors": "error", "skipped": "skipped", "xfailed": "xfailed", "passed": "passed",
+           "flaky": "flaky"}
 _MESSAGE_OF = {"failed": "failure", "error": "error", "skipped": "skipped", "xfailed": "skipped"}
 _FLAKY_TAGS = ("flakyFailure", "flakyError")
 MESSAGE_CHARS = 500
@@ -52,9 +53,8 @@ def case_of(element, suite_name):
     classname, name = element.get("classname", ""), element.get("name", "")
     short = classname[len(suite_name) + 1:] if suite_name and classname.startswith(suite_name + ".") else classname
     status = _STATUS[xml_summary.case_status(element)]
-    flaky = [child for child in element if child.tag in _FLAKY_TAGS]
-    if status == "passed" and flaky:
-        status, message = "flaky", _message(flaky[0])
+    if status == "flaky":
+        message = _message(next(child for child in element if child.tag in _FLAKY_TAGS))
     else:
         message = _message(element.find(_MESSAGE_OF[status])) if status in _MESSAGE_OF else None
     time = element.get("time")
