@@ -38,6 +38,21 @@ def requires_world_size(n):
     return decorator
 
 
+def requires_torch(versions, why):
+    """Skips a case unless torch is one of `versions` (prefixes, e.g. "2.14"), with `why`;
+    tools/catalogue.py shows such a case as skipped on the other releases."""
+    versions = (versions,) if isinstance(versions, str) else tuple(versions)
+
+    def decorator(fn):
+        @functools.wraps(fn)
+        def wrapper(self, *args, **kwargs):
+            if not any(torch.__version__ == v or torch.__version__.startswith((v + ".", v + "+")) for v in versions):
+                self.skipTest(f"needs torch {' or '.join(versions)} (this is {torch.__version__}): {why}")
+            return fn(self, *args, **kwargs)
+        return wrapper
+    return decorator
+
+
 def requires_cuda(why):
     """Skips a case on CPU ranks with a reason that starts with 'needs CUDA'."""
     def decorator(fn):

@@ -194,24 +194,12 @@ def known_crash(why, signal=None, exit_code=None, message=None, frame=None, at_e
     what = (signal or f"exit code {exit_code}") + (f", {message!r}" if message else "") + (
         f", frame {frame}" if frame else "") + (" at exit" if at_exit else "")
 
-    def decorator(fn):
-        @functools.wraps(fn)
-        def wrapper(self, *args, **kwargs):
-            outcome = fn(self, *args, **kwargs)
-            if not affects(torch_versions):
-                self.assertTrue(outcome.completed, f"the repro did not complete:\n{outcome.summary()}")
-                return
-            if outcome.completed:
-                raise _unexpected_success(why)
-            misses = [_crash_matches(rank, ending, message, frame, at_exit) for rank in outcome.ranks]
-            if all(misses):
-                raise AssertionError(f"no rank died as recorded ({what}):\n" + "\n".join(misses)
-                                     + f"\n{outcome.summary()}")
-            raise _known(why, f"rank {misses.index(None)}: {what}")
-        wrapper.known_bug = why
-        wrapper.known_symptom = what
-        return wrapper
-    return decorator
+    def symptom(outcome):
+        misses = [_crash_matches(rank, ending, message, frame, at_exit) for rank in outcome.ranks]
+        if all(misses):
+            raise AssertionError(f"no rank died as recorded ({what}):\n" + "\n".join(misses) + f"\n{outcome.summary()}")
+        return f"rank {misses.index(None)}: {what}"
+    return _repro_mark(why, torch_versions, symptom, what)
 
 
 def known_hang(why, frames, torch_versions=None):
@@ -222,6 +210,20 @@ def known_hang(why, frames, torch_versions=None):
     if not specs:
         raise ValueError("@known_hang pins the frames where the ranks wait")
 
+    def symptom(outcome):
+        stuck = [r for r in outcome.ranks if not r.succeeded and all(_shows_frame(r.after_start(), spec)
+                                                                     for spec, _ in specs)]
+        if not stuck:
+            raise AssertionError(f"no rank waits in {frames}:\n{outcome.summary()}")
+        return (f"rank(s) {[r.rank for r in stuck]} wait in {' -> '.join(frames)}"
+                + (" (killed at the timeout)" if outcome.hung else " (a collective timed out)"))
+    return _repro_mark(why, torch_versions, symptom)
+
+
+def _repro_mark(why, torch_versions, symptom, what=None):
+    """A mark on a case that returns a testing.repro.Outcome: on releases the bug does not affect
+    the repro completes; on the others it must not, and symptom(outcome) names the recorded
+    symptom (or raises AssertionError: the repro failed some other way)."""
     def decorator(fn):
         @functools.wraps(fn)
         def wrapper(self, *args, **kwargs):
@@ -231,12 +233,9 @@ def known_hang(why, frames, torch_versions=None):
                 return
             if outcome.completed:
                 raise _unexpected_success(why)
-            stuck = [r for r in outcome.ranks if not r.succeeded and all(_shows_frame(r.after_start(), spec)
-                                                                         for spec, _ in specs)]
-            if not stuck:
-                raise AssertionError(f"no rank waits in {frames}:\n{outcome.summary()}")
-            raise _known(why, f"rank(s) {[r.rank for r in stuck]} wait in {' -> '.join(frames)}"
-                         + (" (killed at the timeout)" if outcome.hung else " (a collective timed out)"))
+            raise _known(why, symptom(outcome))
         wrapper.known_bug = why
+        if what:
+            wrapper.known_symptom = what
         return wrapper
     return decorator

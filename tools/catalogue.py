@@ -118,16 +118,14 @@ def compat_matrix(targets, cases):
     envs = [e for e in environments() if os.path.exists(os.path.join(ROOT, "third_party", "envs", e + ".lock"))]
     with open(GOLDEN_MANIFEST) as f:
         goldens = json.load(f)["goldens"]
-    cross = {}
+    torch_of = {e.name: _torch_version(e.name) for e in env_catalog.environments().values() if e.lock}
+    cross = {}  # (torch saved with, torch loaded with): the cross-version targets, framework ones too
     for (package, base, module), variants in targets.items():
         for v in variants:
             m = re.fullmatch(r"(\w+?)_gpu(\d+)_to_(\w+?)_gpu(\d+)", v)
             if m:
-                cross.setdefault((m.group(1), m.group(3)), []).append((base, module, f"{m.group(2)}→{m.group(4)} ranks"))
-    torch_of = {}
-    for env in envs:
-        with open(os.path.join(ROOT, "third_party", "envs", env + ".lock")) as f:
-            torch_of[env] = re.search(r"^torch==(\S+)", f.read(), re.M).group(1)
+                cross.setdefault((torch_of[m.group(1)], torch_of[m.group(3)]), []).append(
+                    (base, module, f"{m.group(1)} {m.group(2)}→{m.group(3)} {m.group(4)} ranks"))
 
     def known(modules, loaded):
         """Symptoms of marks in `modules` that apply to the loading environment's torch."""
@@ -149,7 +147,7 @@ def compat_matrix(targets, cases):
             if saved == loaded:
                 checks.append("the whole catalogue")
             modules = {"dsd.golden_corpus_test"}
-            for base, module, sizes in sorted(cross.get((saved, loaded), [])):
+            for base, module, sizes in sorted(cross.get((torch_of[saved], torch_of[loaded]), [])):
                 checks.append(f"`{base}` {sizes}: {cases[module]} cases")
                 modules.add(module)
             n = sum(1 for g in goldens if g.startswith(saved + "_"))
@@ -205,16 +203,76 @@ def symptom(mark, p):
     return ", ".join(parts)
 
 
+SCENARIO_PACKAGES = ("dsd", "dsd/frameworks")
+
+
+def project(mark, p):
+    """Whose bug a mark pins: the package of the code it locates (torch unless it names another)."""
+    where = p.get("raised_in") or p.get("frame") or p.get("frames") or "torch/"
+    first = where if isinstance(where, str) else where[-1 if mark == "known_failure" else 0]
+    return first.split("/")[0] if "/" in first else "torch"
+
+
 def known_bugs_table(targets):
-    modules = {module: base for (package, base, module) in targets if package == "dsd"}
-    lines = ["| target (`//dsd:`) | case | torch releases | symptom | why |", "| --- | --- | --- | --- | --- |"]
-    for module, base in sorted(modules.items(), key=lambda kv: kv[1]):
+    modules = {module: (package, base) for (package, base, module) in targets if package in SCENARIO_PACKAGES}
+    lines = ["| project | target | case | torch releases | symptom | why |", "| --- | --- | --- | --- | --- | --- |"]
+    for module, (package, base) in sorted(modules.items(), key=lambda kv: kv[1]):
         for cls, method, mark, p in marks(os.path.join(ROOT, *module.split(".")) + ".py"):
             versions = p.get("torch_versions") or "all"
             versions = ", ".join(versions) if isinstance(versions, tuple) else versions
-            cells = [f"`{base}`", f"`{cls}.{method}`", versions, symptom(mark, p), p["why"]]
+            cells = [project(mark, p), f"`//{package}:{base}`", f"`{cls}.{method}`", versions, symptom(mark, p), p["why"]]
             lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
     return "\n".join(lines)
+
+
+def framework_matrix(targets):
+    """Framework x torch release x scenario: per case of the framework families (dsd/frameworks),
+    per framework environment, what the target asserts (CI runs it): that it passes, or the
+    framework's or torch's bug its mark pins on that release."""
+    envs = [e.name for e in env_catalog.environments().values() if e.role == "frameworks"]
+    torch_of = {e: _torch_version(e) for e in envs}
+    modules = sorted({(base, module) for (package, base, module) in targets if package == "dsd/frameworks"})
+    ids = case_ids([m for _, m in modules])
+    lines = ["| target (`//dsd/frameworks:`) | case | " + " | ".join(f"`{e}` (torch {torch_of[e]})" for e in envs) + " |",
+             "| --- | --- |" + " --- |" * len(envs)]
+    for base, module in modules:
+        path = os.path.join(ROOT, *module.split(".")) + ".py"
+        pinned = {f"{cls}.{method}": (mark, p) for cls, method, mark, p in marks(path) + torch_requirements(path)}
+        for case in ids[module]:
+            mark = next((m for name, m in pinned.items() if case == name or case.startswith(name + "_")), None)
+            cells = [_expected(mark, torch_of[e]) for e in envs]
+            lines.append(f"| `{base}` | `{case}` | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def _torch_version(env):
+    """The torch an environment's lock pins (None: it has none, e.g. the tools environment)."""
+    with open(os.path.join(ROOT, "third_party", "envs", env + ".lock")) as f:
+        found = re.search(r"^torch==(\S+)", f.read(), re.M)
+    return found and found.group(1)
+
+
+def torch_requirements(path):
+    """[(class, method, "requires_torch", {"versions", "why"})] of a module's requires_torch cases."""
+    with open(path) as f:
+        tree = ast.parse(f.read())
+    return [(cls.name, fn.name, "requires_torch", dict(zip(("versions", "why"), map(_value, deco.args))))
+            for cls in tree.body if isinstance(cls, ast.ClassDef) for fn in cls.body
+            for deco in getattr(fn, "decorator_list", []) if getattr(getattr(deco, "func", None), "id", "") == "requires_torch"]
+
+
+def _expected(mark, torch_version):
+    if mark is None:
+        return "passes"
+    name, p = mark
+    if name == "requires_torch":
+        wanted = (p["versions"],) if isinstance(p["versions"], str) else p["versions"]
+        return "passes" if any(torch_version.startswith(v) for v in wanted) else f"skipped: {p['why']}"
+    versions = p.get("torch_versions")
+    versions = (versions,) if isinstance(versions, str) else versions
+    if versions is not None and not any(torch_version.startswith(v) for v in versions):
+        return "passes"
+    return f"known {project(name, p)} bug: `{p.get('exc_type', name)}`"
 
 
 def generate():
@@ -223,7 +281,8 @@ def generate():
     empty = sorted(m for m, n in cases.items() if n == 0)
     problems = [f"scenario module {m} defines no test case" for m in empty] + coverage_check.coverage_problems(targets)
     return {"scenario-table": scenario_table(targets, cases), "known-bugs": known_bugs_table(targets),
-            "compat-matrix": compat_matrix(targets, cases), "upstream-coverage": coverage_check.coverage_table()}, problems
+            "compat-matrix": compat_matrix(targets, cases), "upstream-coverage": coverage_check.coverage_table(),
+            "framework-matrix": framework_matrix(targets)}, problems
 
 
 def mutation_problems(targets):
@@ -246,6 +305,19 @@ def mutation_problems(targets):
     return problems
 
 
+def cost_problems():
+    """Why README's checkpoint-cost table is not tools/checkpoint_bench.py's recorded results."""
+    from tools import checkpoint_bench
+    if not os.path.exists(checkpoint_bench.RESULTS):
+        return ["no checkpoint cost results (tools/checkpoint_cost.json): run python3 tools/checkpoint_bench.py --write"]
+    with open(checkpoint_bench.RESULTS) as f:
+        results = json.load(f)
+    if readme.stale({"checkpoint-cost": checkpoint_bench.render(results)}):
+        return ["README.md's checkpoint-cost table is not tools/checkpoint_cost.json's: run python3 "
+                "tools/checkpoint_bench.py --write"]
+    return []
+
+
 def gpu2_suite(targets):
     """{label: [case id]} of the default environment's scenario targets tagged gpu2 (at most 2
     ranks in any phase): the suite tools/mutate.py runs."""
@@ -263,7 +335,7 @@ def main(argv):
         return _case_ids_here(argv[1:])
     tables, problems = generate()
     if "--check" in argv:
-        problems += mutation_problems(query_targets())
+        problems += mutation_problems(query_targets()) + cost_problems()
     if problems:
         print("\n".join(problems))
         return 1

@@ -11,8 +11,8 @@ Prints one table: per operation and environment the median time [min-max over re
 throughput (the state's bytes over the median time) and the largest rank's peak memory above
 its RSS at the start, in multiples of its local share of the state (of the whole state for
 dcp_to_torch_save, which one process runs); then the ratios of the last environment to the
-first. --write keeps the table for the README (tools/checkpoint_cost.json: machine, commit,
-date). A benchmark to read, not a timed test: nothing is asserted. Stdlib only.
+first. --write keeps the results (tools/checkpoint_cost.json: machine, commit, date) and puts
+the table into README.md. A benchmark to read, not a timed test: nothing is asserted. Stdlib only.
 """
 
 import argparse
@@ -30,6 +30,7 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 from third_party.envs import catalog  # noqa: E402
+from tools import readme  # noqa: E402
 
 RESULTS = os.path.join(ROOT, "tools", "checkpoint_cost.json")
 OPS = ("save", "load", "async_save", "hf_save_consolidated", "dcp_to_torch_save", "reshard_load")
@@ -116,17 +117,25 @@ def main(argv):
                "date": datetime.date.today().isoformat()}
     for env in args.envs.split(","):
         results["envs"][env] = summarise(run_env(env, args))
-    results["seconds"] = round(time.time() - started)
-    print(table(results))
-    print(f"{args.mb:.0f} MiB of state (parameters + Adam moments), FSDP2 over {args.world_size} ranks, resharding "
-          f"load at {args.reshard_to}; {args.repeats} repeats; peak = the largest rank's memory above its RSS at the "
-          f"start, in multiples of its local share (dcp_to_torch_save: of the whole state); {results['machine']}, "
-          f"{args.device}; {results['seconds']} s")
+    results.update(seconds=round(time.time() - started), world_size=args.world_size, reshard_to=args.reshard_to)
+    print(render(results))
     if args.write:
         with open(RESULTS, "w") as f:
             json.dump(results, f, indent=1, sort_keys=True)
             f.write("\n")
+        readme.write({"checkpoint-cost": render(results)})
     return 0
+
+
+def render(results):
+    """The table and what it measured (the README's checkpoint-cost section; tools/catalogue.py
+    checks that README shows the recorded results)."""
+    return (table(results) + "\n\n" +
+            f"{results['mb']:.0f} MiB of state (parameters + Adam moments), FSDP2 over {results['world_size']} ranks, "
+            f"resharding load at {results['reshard_to']}; {results['repeats']} repeats, median [min-max]; peak = the "
+            f"largest rank's memory above its RSS at the start, in multiples of its local share (dcp_to_torch_save: "
+            f"of the whole state). {results['machine']}, {results['device']}; measured at commit {results['commit']} on "
+            f"{results['date']} by `python3 tools/checkpoint_bench.py --write` in {results['seconds']} s.")
 
 
 if __name__ == "__main__":

@@ -1,15 +1,16 @@
 """Regenerates the hashed lock of each Python environment from its requirements input.
 
-    python3 tools/lock_envs.py [ENV ...]      default: every third_party/envs/*.in
+    python3 tools/lock_envs.py [ENV ...]      default: every environment envs.bzl pins with a lock
 
 uv (pinned with its hash by third_party/envs/uv.txt, installed once into ${DSD_CACHE_DIR}/uv-<version>,
 the one that installs the environments) resolves the input for
 CPython 3.11 on x86_64 Linux and writes third_party/envs/<env>.lock with the sha256 of every
 distribution; pip installs it with --require-hashes. PIP_FIND_LINKS / PIP_INDEX_URL /
-PIP_EXTRA_INDEX_URL are passed to uv (e.g. a directory holding a +cpu torch wheel). Stdlib only.
+PIP_EXTRA_INDEX_URL are passed to uv (e.g. a directory holding a +cpu torch wheel). A framework
+environment (role "frameworks") is resolved without the declared dependencies that
+frameworks.excludes names (uv's --excludes). Stdlib only.
 """
 
-import glob
 import os
 import subprocess
 import sys
@@ -17,7 +18,11 @@ import sys
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ENVS = os.path.join(ROOT, "third_party", "envs")
 sys.path.insert(0, ROOT)
+from third_party.envs import catalog  # noqa: E402
 from third_party.envs import install  # noqa: E402
+
+# Per role: a file of distributions left out of the resolution (uv pip compile --excludes).
+EXCLUDES = {"frameworks": "frameworks.excludes"}
 
 
 def uv():
@@ -27,10 +32,12 @@ def uv():
     return install.uv_binary(cache, sys.executable)
 
 
-def lock(name):
+def lock(name, role):
     source, target = os.path.join(ENVS, f"{name}.in"), os.path.join(ENVS, f"{name}.lock")
     cmd = [uv(), "pip", "compile", source, "--generate-hashes", "--python-version", "3.11",
            "--python-platform", "x86_64-manylinux_2_28", "--no-header", "--quiet", "-o", target]
+    if role in EXCLUDES:
+        cmd += ["--excludes", os.path.join(ENVS, EXCLUDES[role])]
     for var, flag in (("PIP_FIND_LINKS", "--find-links"), ("PIP_INDEX_URL", "--index-url"),
                       ("PIP_EXTRA_INDEX_URL", "--extra-index-url")):
         for value in os.environ.get(var, "").split():
@@ -44,9 +51,12 @@ def lock(name):
 
 
 def main(argv):
-    names = argv or sorted(os.path.basename(p)[:-3] for p in glob.glob(os.path.join(ENVS, "*.in")))
+    envs = catalog.environments()
+    names = argv or sorted(name for name, env in envs.items() if env.lock)
     for name in names:
-        lock(name)
+        if name not in envs:
+            raise SystemExit(f"unknown environment {name!r}; envs.bzl declares {sorted(envs)}")
+        lock(name, envs[name].role)
     return 0
 
 

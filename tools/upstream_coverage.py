@@ -321,18 +321,26 @@ FUNCTIONS = {
             "8 ranks: FSDP1 (use_orig_params) with each expert layer wrapped on a 'dp' sub-mesh of a (2, 4) mesh and "
             "the rest on the 8-rank mesh; get_state_dict returns DTensors on the right mesh (range(8) for shared "
             "params, (layer, layer + 4) for a rank's expert), omits other ranks' experts, and the optimizer state "
-            "keys equal the model keys. missing: FSDP1 on expert-parallel sub-meshes (keys and meshes that differ "
-            "per rank); no DCP save is involved upstream"),
+            "keys equal the model keys. Expert parallelism itself is covered by the framework families "
+            "(dsd/frameworks, framework environments only): torchtitan's DeepSeek-V3 MoE with FSDP2 + EP 2 resumes "
+            "bitwise (torchtitan_checkpoint_test ResumeTest.test_resume_equals_uninterrupted_run_moe_fsdp2_ep2) and "
+            "reshards EP 2 -> EP 4 FQN by FQN (torchtitan_reshard_test ReshardTest.test_load_into_another_layout_"
+            "moe_ep2_to_ep4). missing: FSDP1 on expert-parallel sub-meshes at 8 ranks (upstream's wrapper and "
+            "mesh assertions); this table cites //dsd cases only"),
     },
 
     # e2e/test_pipeline.py read at 45918c74bf1d4dee32e45da1df0541475f32f5d3
     "e2e/test_pipeline.py": {
-        "TestPipeline.test_pipeline": not_covered(
-            "each of 4 ranks materialises one layer of a meta-device model (to_empty) and saves "
-            "get_state_dict(model, optim) with dcp.save (a pipeline stage per rank), then an FSDP1 model of the "
-            "whole network loads it with get_state_dict -> dcp.load -> set_state_dict (no value assertion upstream). "
-            "missing: a checkpoint written by ranks that each own different parameters (pipeline stages), loaded "
-            "into a fully sharded model"),
+        "TestPipeline.test_pipeline": covered(
+            ["frameworks.torchtitan_checkpoint_test.ResumeTest.test_pipeline_resume_equals_uninterrupted_run",
+             "frameworks.torchtitan_reshard_test.ReshardTest.test_pipeline_stages_load_into_fsdp"],
+            uses=("pipelining_fn", "checkpointer", "assert_same_state"),
+            what="each of 4 ranks materialises one layer of a meta-device model and saves its stage's "
+                 "get_state_dict with dcp.save; an FSDP1 model of the whole network loads it (no value assertion "
+                 "upstream). Project (framework environments): torchtitan's 2-stage 1F1B pipeline (pipelining_fn, "
+                 "stages built on meta then materialised) saved by CheckpointManager resumes bitwise, and the "
+                 "stages' checkpoint (each rank owning other FQNs) loads into FSDP2 over 4 ranks FQN by FQN; "
+                 "the loading side is FSDP2, not FSDP1"),
     },
 
     # fsdp/test_fsdp_dsd.py: union of two stored versions: a56e71aecffeafe4e5270bf19b2d755f1f49a104 (save/load tests, no

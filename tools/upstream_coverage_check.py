@@ -55,7 +55,8 @@ class _CaseCode:
     def module(self, dotted):
         """The _Module of `dotted` if it is one whose helpers count (or the scenario itself), else None."""
         package, _, name = dotted.rpartition(".")
-        helper = (package == "testing") or (package == "dsd" and (name.endswith("_checks") or name.endswith("_test")))
+        helper = (package == "testing" or package == "dsd.frameworks"  # a framework family: all its modules
+                  or (package == "dsd" and (name.endswith("_checks") or name.endswith("_test"))))
         path = os.path.join(self.root, *dotted.split(".")) + ".py"
         if not helper or not os.path.isfile(path):
             return None
@@ -113,11 +114,13 @@ class _CaseCode:
         return None
 
     def find_case(self, case_id):
-        """(module, mro, FunctionDef) of `module.Class.test_method` under dsd/, or None."""
+        """(module, mro, FunctionDef) of `module.Class.test_method` under dsd/ (the module relative
+        to it: `frameworks.torchtitan_checkpoint_test.ResumeTest.test_x` for a framework family), or None."""
         parts = case_id.split(".")
-        if len(parts) != 3:
+        if len(parts) < 3:
             return None
-        module = self.module(f"dsd.{parts[0]}")
+        module = self.module("dsd." + ".".join(parts[:-2]))
+        parts = [None, *parts[-2:]]
         cls = module and module.classes.get(parts[1])
         if cls is None:
             return None
@@ -188,7 +191,7 @@ def coverage_problems(targets, functions=None, root=ROOT):
     malformed entries, cited cases that do not exist, and `uses` a cited case's code does not contain."""
     from tools import upstream_coverage as uc
     functions = uc.FUNCTIONS if functions is None else functions
-    modules = {base for (package, base, module) in targets if package == "dsd"}
+    modules = {module[len("dsd."):] for (package, base, module) in targets if package in ("dsd", "dsd/frameworks")}
     reader, problems = _CaseCode(root), []
     for upstream, entries in sorted(functions.items()):
         if isinstance(entries, uc.Entry):
@@ -206,9 +209,9 @@ def coverage_problems(targets, functions=None, root=ROOT):
             elif entry.status == "covered" and not (entry.cases and entry.uses and entry.what):
                 problems.append(f"{where}: covered needs cases, uses and what")
             for case in entry.cases:
-                base = case.partition(".")[0]
+                base = case.rsplit(".", 2)[0]
                 if base not in modules:
-                    problems.append(f"{where}: {case}: no scenario module {base} in //dsd")
+                    problems.append(f"{where}: {case}: no scenario module {base} in //dsd/...")
                     continue
                 code = reader.code(case)
                 if code is None:
@@ -242,7 +245,7 @@ def coverage_table():
              f"not covered ({by_function['not applicable']} not applicable). Files, computed from their functions: "
              f"of the {files_applicable} that apply, {by_file['covered']} covered, {by_file['partly']} partly, "
              f"{by_file['not covered']} not covered ({by_file['not applicable']} not applicable).", "",
-             "| upstream file | verdict | functions covered | cases (`//dsd:`) | not covered: why |",
+             "| upstream file | verdict | functions covered | cases (`//dsd/...`) | not covered: why |",
              "| --- | --- | --- | --- | --- |"]
     for upstream in sorted(uc.FUNCTIONS):
         entries = uc.functions(upstream)

@@ -10,15 +10,21 @@ load("//third_party:python_env.bzl", _python_env = "python_env")
 
 DEFAULT = "torch2_13"
 
-# role: "scenarios" (dist_py_test makes a variant of every module for it), or "tools" (the
-# repository tools' libraries; env_py_test(python_env = ...) only). always: enabled without a
-# flag. cuda: whether its torch build can use GPUs (a CPU build's targets always use CPU ranks).
+# role: "scenarios" (dist_py_test makes a variant of every module for it), "frameworks" (a pinned
+# torch plus training frameworks: only modules that name it, dist_py_test(envs = [...]), get a
+# variant), or "tools" (the repository tools' libraries; env_py_test(python_env = ...) only).
+# always: enabled without a flag. cuda: whether its targets may run on GPUs (a CPU build's
+# targets always use CPU ranks).
 ENVIRONMENTS = {
     # name: pinned by a lock, or an existing interpreter named by an environment variable.
     "torch2_13": struct(lock = "torch2_13.lock", interpreter_env = None, cuda = False, role = "scenarios", always = True),
     "torch2_14": struct(lock = "torch2_14.lock", interpreter_env = None, cuda = True, role = "scenarios", always = False),
     # Your own torch (a nightly, a source build, a conda env): DSD_LOCAL_PYTHON=/path/to/python.
     "local": struct(lock = None, interpreter_env = "DSD_LOCAL_PYTHON", cuda = True, role = "scenarios", always = False),
+    # torch2_13 / torch2_14 plus torchtitan and accelerate (frameworks.in): the framework families
+    # (dsd/frameworks), written for CPU ranks (gloo), so cuda = False even for the CUDA build.
+    "frameworks2_13": struct(lock = "frameworks2_13.lock", interpreter_env = None, cuda = False, role = "frameworks", always = False),
+    "frameworks2_14": struct(lock = "frameworks2_14.lock", interpreter_env = None, cuda = False, role = "frameworks", always = False),
     "tools": struct(lock = "tools.lock", interpreter_env = None, cuda = False, role = "tools", always = True),
 }
 
