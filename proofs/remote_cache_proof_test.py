@@ -19,6 +19,7 @@ installed from the same lock at another path (what a second machine would have).
 Needs nginx, PostgreSQL, BuildGrid and Bazel (@proof_servers, @host_bazel); fails, never skips.
 """
 
+import collections
 import hashlib
 import os
 import re
@@ -28,12 +29,25 @@ import subprocess
 from absl.testing import absltest
 
 from proofs import servers
+from third_party.envs import install
 from tools.testing import host_tools
 
 ENV_NEUTRAL = "//tools:xml_summary_test"
 SMALL = ["//dsd:fsdp_model_state_test_gpu2", "//testing/launcher:plan_test", ENV_NEUTRAL]
 REPRESENTATIVE = SMALL + ["//dsd:fsdp_model_state_test_gpu4", "//dsd:reshard_test_gpu2to1"]
 _RESULT = re.compile(r"^(//\S+)\s+(\(cached\) )?(PASSED|FAILED|SKIPPED|NO STATUS|TIMEOUT)", re.M)
+
+
+def package_sources(*find_links):
+    """This machine's package sources (pip's, as third_party/envs/install.py reads them) as PIP_*
+    variables, `find_links` first: a checkout runs with an empty HOME, and the other machine it
+    stands for has its own pip configuration."""
+    values = collections.defaultdict(list, {"find-links": list(find_links)})
+    for flag in install.pip_sources():
+        key, _, value = flag[2:].partition("=")
+        if key in ("index-url", "extra-index-url", "find-links"):
+            values[key].append(value)
+    return {"PIP_" + key.upper().replace("-", "_"): " ".join(v) for key, v in values.items()}
 
 
 def host_env_dir(runfile):
@@ -116,7 +130,7 @@ class RemoteCacheProofTest(absltest.TestCase):
         self.assertIn("numpy==2.4.1", text)
         with open(lock, "w") as f:
             f.write(text)
-        checkout.extra_env["PIP_FIND_LINKS"] = wheels
+        checkout.extra_env.update(package_sources(wheels))
 
     def test_a_second_machine_gets_everything_from_an_http_cache_and_a_changed_pin_misses(self):
         cache = self.enter_context(servers.nginx_cache(os.path.join(self.tmp, "nginx")))

@@ -16,6 +16,7 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import xml.etree.ElementTree as ET
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -61,7 +62,7 @@ def main(argv):
     runs = {name: [] for name in trees}
     for repeat in range(args.repeats):
         for name, tree in trees.items():
-            events = os.path.join(tree, f"overhead-bench-{repeat}.json")
+            events = os.path.join(tempfile.mkdtemp(prefix="overhead-bench-"), "events.json")
             runs[name].append(run(tree, args.targets.split(), events))
     labels = sorted(set.intersection(*(set(r) for rs in runs.values() for r in rs)))
     overhead = {name: {label: min(r[label][0] - r[label][1] for r in rs) for label in labels}

@@ -36,11 +36,13 @@ class InstallTest(unittest.TestCase):
         self.assertNotEqual(install.env_id("torch2_13", a), install.env_id("torch2_13", changed))
 
     def test_pips_sources_become_uv_flags(self):
-        env = {"PIP_FIND_LINKS": "/opt/wheels", "PIP_EXTRA_INDEX_URL": "file:///a file:///b", "PIP_INDEX_URL": ""}
+        env = {"PIP_FIND_LINKS": "/opt/wheels", "PIP_EXTRA_INDEX_URL": "file:///a file:///b", "PIP_INDEX_URL": "",
+               "PIP_CERT": "/etc/roots.pem"}
         with unittest.mock.patch.dict(os.environ, env), unittest.mock.patch.object(install, "_pip_config",
                                                                                   return_value=""):
             self.assertEqual(install.pip_sources(), ["--extra-index-url=file:///a", "--extra-index-url=file:///b",
-                                                     "--find-links=/opt/wheels", "--index-strategy=unsafe-best-match"])
+                                                     "--find-links=/opt/wheels", "--index-strategy=unsafe-best-match",
+                                                     "--cert=/etc/roots.pem"])
         with unittest.mock.patch.dict(os.environ, {}, clear=True), unittest.mock.patch.object(
                 install, "_pip_config", return_value=""):
             self.assertEqual(install.pip_sources(), [], "no sources configured: uv's default index")

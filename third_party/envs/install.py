@@ -19,6 +19,7 @@ import contextlib
 import fcntl
 import hashlib
 import json
+import functools
 import os
 import shutil
 import subprocess
@@ -71,29 +72,40 @@ def sync(uv, python, lock_path, root):
     """The environment becomes exactly the lock (installs, upgrades and removes), every file's
     hash checked; uv's cache (hard-linked into environments) lives beside them."""
     env = dict(os.environ, UV_CACHE_DIR=os.path.join(root, ".uv-cache"))
-    subprocess.run([uv, "pip", "sync", "--python", python, "--require-hashes", "--quiet", *pip_sources(), lock_path],
-                   check=True, stdout=sys.stderr, env=env)
+    cmd = [uv, "pip", "sync", "--python", python, "--require-hashes", "--quiet", *pip_sources(), lock_path]
+    proc = subprocess.run(cmd, stdout=sys.stderr, stderr=subprocess.PIPE, text=True, env=env)
+    if proc.returncode:  # uv's reason on the one line a repository rule's failure shows
+        reason = " ".join(line.strip() for line in proc.stderr.splitlines() if line.strip())
+        raise SystemExit(f"uv pip sync {os.path.basename(lock_path)} failed ({proc.returncode}): {reason}")
 
 
 def pip_sources():
-    """pip's own package sources on this machine (PIP_* variables, then pip's configuration files),
-    as uv flags: uv reads neither, and an offline machine's pip knows where its packages lie."""
+    """pip's own package sources and certificate bundle on this machine (PIP_* variables, then pip's
+    configuration files), as uv flags: uv reads neither, and an offline machine's pip knows where its packages lie."""
     values = {}
     for key in ("index-url", "extra-index-url", "find-links"):
         value = os.environ.get("PIP_" + key.upper().replace("-", "_")) or _pip_config(key)
         if value:
             values[key] = value.split()
     flags = [f"--{key}={v}" for key, vs in values.items() for v in vs]
-    return flags + (["--index-strategy=unsafe-best-match"] if len(values) > 1 or len(values.get("extra-index-url", [])) else [])
+    cert = os.environ.get("PIP_CERT") or _pip_config("cert")  # the TLS roots pip trusts, for the index it asks
+    return (flags + (["--index-strategy=unsafe-best-match"] if len(values) > 1 or len(values.get("extra-index-url", [])) else [])
+            + ([f"--cert={cert}"] if cert else []))
 
 
 def _pip_config(key):
+    """global.<key> of pip's merged configuration (every file: `pip config get` reads one only)."""
+    return _pip_config_list().get(f"global.{key}", "")
+
+
+@functools.lru_cache(maxsize=None)
+def _pip_config_list():
     try:
-        out = subprocess.run([sys.executable, "-m", "pip", "config", "get", f"global.{key}"], capture_output=True,
-                             text=True, timeout=60)
+        out = subprocess.run([sys.executable, "-m", "pip", "config", "list"], capture_output=True, text=True, timeout=60)
     except (OSError, subprocess.TimeoutExpired):
-        return ""
-    return out.stdout.strip() if out.returncode == 0 else ""
+        return {}
+    pairs = (line.partition("=") for line in out.stdout.splitlines() if out.returncode == 0)
+    return {name: value.strip().strip("'\"") for name, _, value in pairs}
 
 
 def uv_binary(cache, base_python):
