@@ -48,6 +48,24 @@ class InstallTest(unittest.TestCase):
             self.assertEqual(install.pip_sources(), [], "no sources configured: uv's default index")
 
 
+    def test_an_environment_is_complete_only_with_the_current_recipe(self):
+        """An environment whose stamp holds only the lock's digest (installed before modules were
+        compiled to bytecode) is synced again; then it is complete and left alone."""
+        root, lock = tempfile.mkdtemp(), self.lock(LOCK)
+        eid = install.env_id("torch2_13", lock)
+        os.makedirs(os.path.join(root, eid, "bin"))
+        open(os.path.join(root, eid, "bin", "python3"), "w").close()
+        with open(os.path.join(root, eid, install.STAMP), "w") as f:
+            f.write(eid.rsplit("-", 1)[1])
+        with unittest.mock.patch.object(install, "sync") as sync, \
+                unittest.mock.patch.object(install, "uv_binary", return_value="uv"):
+            install.install("torch2_13", lock, root, "python3")
+            install.install("torch2_13", lock, root, "python3")
+        self.assertEqual(sync.call_count, 1)
+        with open(os.path.join(root, eid, install.STAMP)) as f:
+            self.assertEqual(f.read(), install.COMPLETE.format(digest=eid.rsplit("-", 1)[1]))
+
+
 class ProbeTest(unittest.TestCase):
 
     def test_a_description_names_no_path(self):

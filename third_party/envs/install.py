@@ -9,8 +9,10 @@ image recipe (third_party/Dockerfile).
 A locked environment lives in DIR/<name>-<first 16 hex of the lock's sha256>: its path is a
 function of the lock alone, the same on every machine that uses the same root. `uv pip sync`
 (uv pinned with its hash by uv.txt) makes it exactly the lock, every file's hash checked, from
-uv's cache beside the environments (hard links: a changed pin installs only what changed). The
-directory is complete when its stamp file holds the lock's digest. Prints one JSON line:
+uv's cache beside the environments (hard links: a changed pin installs only what changed), with
+every module compiled to bytecode: tests import from a read-only sandbox, where Python cannot
+write the .pyc files it would otherwise compile on every import. The directory is complete when
+its stamp file holds the lock's digest and the recipe (COMPLETE). Prints one JSON line:
 {"id": ..., "python": <interpreter path>}.
 """
 
@@ -27,6 +29,7 @@ import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 STAMP = ".dsd-lock-sha256"
+COMPLETE = "{digest} compiled"  # what the stamp holds: an environment installed before bytecode is synced again
 
 
 def env_id(name, lock_path):
@@ -50,7 +53,7 @@ def install(name, lock_path, root, base_python):
     eid = env_id(name, lock_path)
     path = os.path.join(root, eid)
     python = os.path.join(path, "bin", "python3")
-    digest = eid.rsplit("-", 1)[1]
+    digest = COMPLETE.format(digest=eid.rsplit("-", 1)[1])
     if _read(os.path.join(path, STAMP)) == digest and os.path.exists(python):
         return eid, python  # complete: nothing to write (the root may be read-only, e.g. in a sandbox)
     os.makedirs(root, exist_ok=True)
@@ -70,9 +73,10 @@ def install(name, lock_path, root, base_python):
 
 def sync(uv, python, lock_path, root):
     """The environment becomes exactly the lock (installs, upgrades and removes), every file's
-    hash checked; uv's cache (hard-linked into environments) lives beside them."""
+    hash checked, every module compiled; uv's cache (hard-linked into environments) lives beside them."""
     env = dict(os.environ, UV_CACHE_DIR=os.path.join(root, ".uv-cache"))
-    cmd = [uv, "pip", "sync", "--python", python, "--require-hashes", "--quiet", *pip_sources(), lock_path]
+    cmd = [uv, "pip", "sync", "--python", python, "--require-hashes", "--compile-bytecode", "--quiet", *pip_sources(),
+           lock_path]
     proc = subprocess.run(cmd, stdout=sys.stderr, stderr=subprocess.PIPE, text=True, env=env)
     if proc.returncode:  # uv's reason on the one line a repository rule's failure shows
         reason = " ".join(line.strip() for line in proc.stderr.splitlines() if line.strip())

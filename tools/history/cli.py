@@ -71,6 +71,7 @@ def parser():
 
 
 def cmd_record(args, url, engine):
+    started = time.monotonic()
     invocation = runs.load(args.events, commit=args.commit, wall_seconds=args.wall_seconds)
     try:
         with store.transaction(engine, url) as conn:
@@ -86,7 +87,7 @@ def cmd_record(args, url, engine):
         print(f"invocation {invocation.invocation_id} is already in {store.shown(url)}: nothing added")
     else:
         print(f"recorded invocation {invocation.invocation_id}: {len(invocation.targets)} targets, {added} cases "
-              f"into {store.shown(url)}")
+              f"into {store.shown(url)} in {time.monotonic() - started:.1f}s")
     return 0
 
 
