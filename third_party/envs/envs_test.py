@@ -47,7 +47,6 @@ class InstallTest(unittest.TestCase):
                 install, "_pip_config", return_value=""):
             self.assertEqual(install.pip_sources(), [], "no sources configured: uv's default index")
 
-
     def test_an_environment_is_complete_only_with_the_current_recipe(self):
         """An environment whose stamp holds only the lock's digest (installed before modules were
         compiled to bytecode) is synced again; then it is complete and left alone."""

@@ -19,9 +19,9 @@ its stamp file holds the lock's digest and the recipe (COMPLETE). Prints one JSO
 import argparse
 import contextlib
 import fcntl
+import functools
 import hashlib
 import json
-import functools
 import os
 import shutil
 import subprocess
