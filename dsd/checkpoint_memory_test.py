@@ -1,5 +1,5 @@
 """What a checkpoint costs each rank in memory at 2 ranks: peak bounds for dcp.save, dcp.load,
-async_save, HF save with consolidation and dcp_to_torch_save, and leak checks over repeated
+async_save, HF save, HF consolidation and dcp_to_torch_save, and leak checks over repeated
 saves and async_saves (dsd/memory_checks.py: the bounds, each with what was measured).
 """
 
@@ -8,6 +8,7 @@ import os
 import torch.distributed as dist
 import torch.distributed.checkpoint as dcp
 from torch.distributed.checkpoint import HuggingFaceStorageWriter
+from torch.distributed.checkpoint._consolidate_hf_safetensors import consolidate_safetensors_files
 from torch.distributed.checkpoint.format_utils import dcp_to_torch_save
 from torch.distributed.checkpoint.state_dict import get_model_state_dict
 
@@ -54,13 +55,27 @@ class CheckpointMemoryTest(MemoryCase):
                                                          process_group=group).result(), REPEATS)
         self.assert_no_growth("dcp.async_save", sizes, self.local)
 
-    def test_hf_save_with_consolidation_peak(self):
-        """Each rank writes its shard file, then rank 0 consolidates them into full safetensors files."""
+    def test_hf_save_peak(self):
+        """Each rank writes its shard file of the model state (HF safetensors, not consolidated)."""
         msd = get_model_state_dict(self.model)
-        writer = HuggingFaceStorageWriter(self.path, save_distributed=True, enable_consolidation=True)
         with memory.Peak(self.device) as peak:
-            dcp.save(msd, storage_writer=writer)
-        self.assert_peak_within("HF save + consolidation", peak, memory.local_bytes(msd))
+            dcp.save(msd, storage_writer=HuggingFaceStorageWriter(self.path, save_distributed=True))
+        self.assert_peak_within("HF save", peak, memory.local_bytes(msd))
+
+    def test_hf_consolidation_peak(self):
+        """Rank 0 consolidates the shard files into full safetensors files (what the writer's finish
+        step calls with enable_consolidation=True), tensor by tensor."""
+        msd = get_model_state_dict(self.model)
+        dcp.save(msd, storage_writer=HuggingFaceStorageWriter(self.path, save_distributed=True))
+        dist.barrier()
+        if self.rank == 0:
+            os.makedirs(os.path.join(self.path, "consolidated"))
+            with memory.Peak(self.device) as peak:
+                consolidate_safetensors_files(self.path, os.path.join(self.path, "consolidated"),
+                                              fqn_to_index_mapping=dict.fromkeys(msd, 1))
+            whole = memory.local_bytes(msd) * self.world_size
+            self.assert_peak_within("HF consolidation", peak, whole, what=" (x the whole model state)")
+        dist.barrier()
 
     def test_dcp_to_torch_save_peak(self):
         """One process converts the checkpoint into a torch.save file: the whole state, once."""
