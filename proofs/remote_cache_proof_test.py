@@ -20,11 +20,11 @@ Needs nginx, PostgreSQL, BuildGrid and Bazel (@proof_servers, @host_bazel); fail
 """
 
 import collections
-import hashlib
 import os
 import re
 import shutil
 import subprocess
+import sys
 
 from absl.testing import absltest
 
@@ -115,22 +115,23 @@ class RemoteCacheProofTest(absltest.TestCase):
         self.assertNotRegex(servers.processes_line(output), r"\d+ (local|linux-sandbox|processwrapper-sandbox)")
 
     def change_numpy_pin(self, checkout):
-        """numpy 2.4.6 -> 2.4.1 in torch2_13.lock, with the hash of the wheel pip would take."""
-        wheels = os.path.join(self.tmp, "wheels")
-        subprocess.run([os.path.join(self.env_dir, "bin", "python3"), "-m", "pip", "download", "-q", "--no-deps",
-                        "--only-binary=:all:", "numpy==2.4.1", "-d", wheels], check=True)
-        (wheel,) = os.listdir(wheels)
-        with open(os.path.join(wheels, wheel), "rb") as f:
-            digest = hashlib.sha256(f.read()).hexdigest()
+        """numpy 2.4.6 -> 2.4.1 in torch2_13.lock, with the hash uv finds for this interpreter in this
+        machine's package sources (uv's own resolution: the environments have no pip)."""
+        uv = install.uv_binary(os.path.dirname(os.path.dirname(self.env_dir)), sys.executable)
+        pinned = subprocess.run([uv, "pip", "compile", "-", "--generate-hashes", "--no-header", "--quiet",
+                                 "--python", os.path.join(self.env_dir, "bin", "python3"), *install.pip_sources()],
+                                input="numpy==2.4.1\n", capture_output=True, text=True, check=True,
+                                env=dict(os.environ, UV_CACHE_DIR=os.path.join(self.tmp, "uv-cache"))).stdout
+        self.assertRegex(pinned, r"^numpy==2\.4\.1 \\\n    --hash=sha256:[0-9a-f]{64}")
         lock = os.path.join(checkout.path, "third_party", "envs", "torch2_13.lock")
         with open(lock) as f:
             text = f.read()
-        text = re.sub(r"^numpy==2\.4\.6 \\\n(    --hash=sha256:[0-9a-f]+( \\)?\n)+",
-                      f"numpy==2.4.1 \\\n    --hash=sha256:{digest}\n", text, flags=re.M)
+        text = re.sub(r"^numpy==2\.4\.6 \\\n(    --hash=sha256:[0-9a-f]+( \\)?\n)+", lambda _: pinned.strip() + "\n",
+                      text, flags=re.M)
         self.assertIn("numpy==2.4.1", text)
         with open(lock, "w") as f:
             f.write(text)
-        checkout.extra_env.update(package_sources(wheels))
+        checkout.extra_env.update(package_sources())
 
     def test_a_second_machine_gets_everything_from_an_http_cache_and_a_changed_pin_misses(self):
         cache = self.enter_context(servers.nginx_cache(os.path.join(self.tmp, "nginx")))
