@@ -128,6 +128,18 @@ class _Inner(DistributedTestCase):
         stack = STARTED + _frame("torch/distributed/distributed_c10d.py", "barrier")
         return _outcome((None, stack), (None, "REPRO START rank 1\n"), hung=True)
 
+    @known_failures.known_crash("a race", signal="SIGABRT", message="size doesn't match",
+                                or_hang=["torch/distributed/distributed_c10d.py:all_gather"])
+    def test_race_ending_in_a_hang_where_pinned(self):
+        stack = STARTED + _frame("torch/distributed/distributed_c10d.py", "all_gather")
+        return _outcome((None, stack), (None, "REPRO START rank 1\n"), hung=True)
+
+    @known_failures.known_crash("a race", signal="SIGABRT", message="size doesn't match",
+                                or_hang=["torch/distributed/distributed_c10d.py:all_gather"])
+    def test_race_ending_in_a_hang_elsewhere(self):
+        stack = STARTED + _frame("torch/distributed/distributed_c10d.py", "barrier")
+        return _outcome((None, stack), (None, "REPRO START rank 1\n"), hung=True)
+
     @dist_test_case.requires_world_size(64)
     def test_needs_64(self):
         pass
@@ -191,6 +203,14 @@ class HelpersTest(DistributedTestCase):
         status, detail = self.status("test_repro_completes")
         self.assertEqual(status, Status.FAILED)
         self.assertIn("unexpected success", detail)
+
+    def test_known_crash_of_a_race_that_can_hang(self):
+        status, detail = self.status("test_race_ending_in_a_hang_where_pinned")
+        self.assertEqual(status, Status.XFAILED, detail)
+        self.assertIn("the race's other ending", detail)
+        status, detail = self.status("test_race_ending_in_a_hang_elsewhere")
+        self.assertEqual(status, Status.FAILED)
+        self.assertIn("no rank died as recorded", detail)
 
     def test_known_hang(self):
         self.assertEqual(self.status("test_hang_where_pinned")[0], Status.XFAILED)

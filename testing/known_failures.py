@@ -181,24 +181,32 @@ def _crash_matches(rank, ending, message, frame, at_exit):
     return None
 
 
-def known_crash(why, signal=None, exit_code=None, message=None, frame=None, at_exit=False, torch_versions=None):
+def known_crash(why, signal=None, exit_code=None, message=None, frame=None, at_exit=False, torch_versions=None,
+                or_hang=None):
     """The case returns a testing.repro.Outcome in which a rank died after the repro started, by
     `signal` (a name, e.g. "SIGSEGV") or with `exit_code` (an uncaught exception), its output
     matching `message` and/or showing `frame`. at_exit: the rank finished its work (printed the
-    success marker) and died in interpreter teardown; otherwise before."""
+    success marker) and died in interpreter teardown; otherwise before. or_hang: for a race in
+    torch with two observable endings, the frames ('path:function' inside torch) where the ranks
+    wait when it ends in a hang instead (as known_hang's)."""
     if (signal is None) == (exit_code is None) or not (message or frame):
         raise ValueError("@known_crash pins a signal or an exit code, and a frame or a message")
     ending = -signals.Signals[signal].value if signal else exit_code
     if frame and ".py" in frame:
         _location(frame)
+    hang_specs = [(spec, _location(spec)) for spec in or_hang or ()]
     what = (signal or f"exit code {exit_code}") + (f", {message!r}" if message else "") + (
-        f", frame {frame}" if frame else "") + (" at exit" if at_exit else "")
+        f", frame {frame}" if frame else "") + (" at exit" if at_exit else "") + (
+        f"; or a hang in {' -> '.join(or_hang)}" if or_hang else "")
 
     def symptom(outcome):
         misses = [_crash_matches(rank, ending, message, frame, at_exit) for rank in outcome.ranks]
-        if all(misses):
-            raise AssertionError(f"no rank died as recorded ({what}):\n" + "\n".join(misses) + f"\n{outcome.summary()}")
-        return f"rank {misses.index(None)}: {what}"
+        if not all(misses):
+            return f"rank {misses.index(None)}: {what}"
+        stuck = _stuck(outcome, hang_specs) if hang_specs else []
+        if stuck:
+            return f"rank(s) {[r.rank for r in stuck]} wait in {' -> '.join(or_hang)} (the race's other ending)"
+        raise AssertionError(f"no rank died as recorded ({what}):\n" + "\n".join(misses) + f"\n{outcome.summary()}")
     return _repro_mark(why, torch_versions, symptom, what)
 
 
@@ -211,13 +219,18 @@ def known_hang(why, frames, torch_versions=None):
         raise ValueError("@known_hang pins the frames where the ranks wait")
 
     def symptom(outcome):
-        stuck = [r for r in outcome.ranks if not r.succeeded and all(_shows_frame(r.after_start(), spec)
-                                                                     for spec, _ in specs)]
+        stuck = _stuck(outcome, specs)
         if not stuck:
             raise AssertionError(f"no rank waits in {frames}:\n{outcome.summary()}")
         return (f"rank(s) {[r.rank for r in stuck]} wait in {' -> '.join(frames)}"
                 + (" (killed at the timeout)" if outcome.hung else " (a collective timed out)"))
     return _repro_mark(why, torch_versions, symptom)
+
+
+def _stuck(outcome, specs):
+    """The ranks of `outcome` that did not finish and whose output after the start shows every frame."""
+    return [r for r in outcome.ranks if not r.succeeded and all(_shows_frame(r.after_start(), spec)
+                                                                for spec, _ in specs)]
 
 
 def _repro_mark(why, torch_versions, symptom, what=None):
