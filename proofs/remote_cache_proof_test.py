@@ -39,11 +39,11 @@ _RESULT = re.compile(r"^(//\S+)\s+(\(cached\) )?(PASSED|FAILED|SKIPPED|NO STATUS
 
 
 def package_sources(*find_links):
-    """This machine's package sources (pip's, as third_party/envs/install.py reads them) as PIP_*
+    """This machine's package sources (pip's, as @host_bazel found them with the user's HOME) as PIP_*
     variables, `find_links` first: a checkout runs with an empty HOME, and the other machine it
     stands for has its own pip configuration."""
     values = collections.defaultdict(list, {"find-links": list(find_links)})
-    for flag in install.pip_sources():
+    for flag in host_tools.entry("pip_sources")["flags"]:
         key, _, value = flag[2:].partition("=")
         if key in ("index-url", "extra-index-url", "find-links"):
             values[key].append(value)
@@ -119,7 +119,8 @@ class RemoteCacheProofTest(absltest.TestCase):
         machine's package sources (uv's own resolution: the environments have no pip)."""
         uv = install.uv_binary(os.path.dirname(os.path.dirname(self.env_dir)), sys.executable)
         pinned = subprocess.run([uv, "pip", "compile", "-", "--generate-hashes", "--no-header", "--quiet",
-                                 "--python", os.path.join(self.env_dir, "bin", "python3"), *install.pip_sources()],
+                                 "--python", os.path.join(self.env_dir, "bin", "python3"),
+                                 *host_tools.entry("pip_sources")["flags"]],
                                 input="numpy==2.4.1\n", capture_output=True, text=True, check=True,
                                 env=dict(os.environ, UV_CACHE_DIR=os.path.join(self.tmp, "uv-cache"))).stdout
         self.assertRegex(pinned, r"^numpy==2\.4\.1 \\\n    --hash=sha256:[0-9a-f]{64}")

@@ -13,6 +13,7 @@ def _host_tools_impl(rctx):
     python = rctx.which("python3")
     if not python:
         fail("%s: no python3 on PATH" % rctx.name)
+    rctx.path(rctx.attr._install)  # host_tools.py imports it (pip_sources): a change refetches
     args = [python, rctx.path(rctx.attr._script), "--out", "tools.json", "--tools", ",".join(rctx.attr.tools)]
     result = rctx.execute(args, timeout = 1800, quiet = False)
     if result.return_code != 0:
@@ -23,14 +24,16 @@ def _host_tools_impl(rctx):
 host_tools = repository_rule(
     implementation = _host_tools_impl,
     attrs = {
-        "tools": attr.string_list(mandatory = True, doc = "host_tools.py names: bazel, nginx, postgresql, buildgrid, chromium"),
+        "tools": attr.string_list(mandatory = True, doc = "host_tools.py names: bazel, nginx, postgresql, buildgrid, chromium, pip_sources"),
         "_script": attr.label(default = "//third_party:host_tools.py", allow_single_file = True),
+        "_install": attr.label(default = "//third_party/envs:install.py", allow_single_file = True),
     },
-    environ = ["DSD_BAZEL", "DSD_CACHE_DIR", "DSD_HOST_TOOLS_FINGERPRINT", "HOME", "XDG_CACHE_HOME"],
+    environ = ["DSD_BAZEL", "DSD_CACHE_DIR", "DSD_HOST_TOOLS_FINGERPRINT", "HOME", "XDG_CACHE_HOME", "PIP_CERT",
+               "PIP_CONFIG_FILE", "PIP_EXTRA_INDEX_URL", "PIP_FIND_LINKS", "PIP_INDEX_URL"],
     local = True,
 )
 
 def host_tools_repositories():
-    host_tools(name = "host_bazel", tools = ["bazel"])
+    host_tools(name = "host_bazel", tools = ["bazel", "pip_sources"])
     host_tools(name = "proof_servers", tools = ["nginx", "postgresql", "buildgrid"])
     host_tools(name = "report_browser", tools = ["chromium", "postgresql"])

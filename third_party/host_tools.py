@@ -1,4 +1,5 @@
-"""Finds the host programs that the proofs and the report's browser test need, and installs them
+"""Finds the host programs that the proofs and the report's browser test need (and this machine's
+pip package sources, which a test cannot read: its HOME and environment are Bazel's), and installs them
 when asked (`./bazelw setup`, the visible machine set-up step; as root on Debian).
 
 The repository rules (@proof_servers, @report_browser, @host_bazel: third_party/host_tools.bzl)
@@ -56,6 +57,10 @@ def find(tool, cache_dir):
     if tool == "chromium":
         browser, driver = shutil.which("chromium"), shutil.which("chromedriver")
         return browser and driver and {"path": browser, "driver": driver, "version": _version([browser, "--version"])}
+    if tool == "pip_sources":  # this machine's package sources as uv flags, for a test that installs (a proof)
+        sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "envs"))
+        import install  # noqa: E402 (third_party/envs/install.py, beside this script)
+        return {"flags": install.pip_sources()}
     if tool == "bazel":
         path = os.environ.get("DSD_BAZEL")
         return path and os.access(path, os.X_OK) and {"path": path, "version": _version([path, "--version"])}

@@ -47,6 +47,15 @@ class InstallTest(unittest.TestCase):
                 install, "_pip_config", return_value=""):
             self.assertEqual(install.pip_sources(), [], "no sources configured: uv's default index")
 
+    def test_pips_configuration_files_are_read_without_pip(self):
+        config = self.lock("[global]\nextra-index-url = file:///c\n    file:///d\ncert = /etc/c.pem\n")
+        home = tempfile.mkdtemp()
+        with unittest.mock.patch.dict(os.environ, {"PIP_CONFIG_FILE": config, "HOME": home}, clear=True):
+            flags = install.pip_sources()
+        self.assertIn("--extra-index-url=file:///c", flags)
+        self.assertIn("--extra-index-url=file:///d", flags)
+        self.assertEqual(flags[-1], "--cert=/etc/c.pem")
+
     def test_an_environment_is_complete_only_with_the_current_recipe(self):
         """An environment whose stamp holds only the lock's digest (installed before modules were
         compiled to bytecode) is synced again; then it is complete and left alone."""

@@ -17,9 +17,9 @@ its stamp file holds the lock's digest and the recipe (COMPLETE). Prints one JSO
 """
 
 import argparse
+import configparser
 import contextlib
 import fcntl
-import functools
 import hashlib
 import json
 import os
@@ -98,18 +98,21 @@ def pip_sources():
 
 
 def _pip_config(key):
-    """global.<key> of pip's merged configuration (every file: `pip config get` reads one only)."""
-    return _pip_config_list().get(f"global.{key}", "")
+    """global.<key> of pip's configuration files, read as pip reads them (global, user, site, then
+    PIP_CONFIG_FILE; configparser, not `pip config`: the environments uv installs have no pip)."""
+    parser = configparser.RawConfigParser()
+    parser.read(_pip_config_files())
+    return parser.get("global", key, fallback="").strip()
 
 
-@functools.lru_cache(maxsize=None)
-def _pip_config_list():
-    try:
-        out = subprocess.run([sys.executable, "-m", "pip", "config", "list"], capture_output=True, text=True, timeout=60)
-    except (OSError, subprocess.TimeoutExpired):
-        return {}
-    pairs = (line.partition("=") for line in out.stdout.splitlines() if out.returncode == 0)
-    return {name: value.strip().strip("'\"") for name, _, value in pairs}
+def _pip_config_files():
+    xdg = os.environ.get("XDG_CONFIG_DIRS", "/etc/xdg").split(os.pathsep)
+    home = os.path.expanduser("~")
+    user_dir = os.environ.get("XDG_CONFIG_HOME") or os.path.join(home, ".config")
+    files = [os.path.join(d, "pip", "pip.conf") for d in reversed(xdg)] + ["/etc/pip.conf",
+             os.path.join(home, ".pip", "pip.conf"), os.path.join(user_dir, "pip", "pip.conf"),
+             os.path.join(sys.prefix, "pip.conf")]
+    return files + ([os.environ["PIP_CONFIG_FILE"]] if os.environ.get("PIP_CONFIG_FILE") else [])
 
 
 def uv_binary(cache, base_python):
