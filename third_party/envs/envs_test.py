@@ -39,12 +39,12 @@ class InstallTest(unittest.TestCase):
         env = {"PIP_FIND_LINKS": "/opt/wheels", "PIP_EXTRA_INDEX_URL": "file:///a file:///b", "PIP_INDEX_URL": "",
                "PIP_CERT": "/etc/roots.pem"}
         with unittest.mock.patch.dict(os.environ, env), unittest.mock.patch.object(install, "_pip_config",
-                                                                                  return_value=""):
+                                                                                  return_value={}):
             self.assertEqual(install.pip_sources(), ["--extra-index-url=file:///a", "--extra-index-url=file:///b",
                                                      "--find-links=/opt/wheels", "--index-strategy=unsafe-best-match",
                                                      "--cert=/etc/roots.pem"])
         with unittest.mock.patch.dict(os.environ, {}, clear=True), unittest.mock.patch.object(
-                install, "_pip_config", return_value=""):
+                install, "_pip_config", return_value={}):
             self.assertEqual(install.pip_sources(), [], "no sources configured: uv's default index")
 
     def test_pips_configuration_files_are_read_without_pip(self):

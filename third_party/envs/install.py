@@ -86,23 +86,23 @@ def sync(uv, python, lock_path, root):
 def pip_sources():
     """pip's own package sources and certificate bundle on this machine (PIP_* variables, then pip's
     configuration files), as uv flags: uv reads neither, and an offline machine's pip knows where its packages lie."""
-    values = {}
+    config, values = _pip_config(), {}
     for key in ("index-url", "extra-index-url", "find-links"):
-        value = os.environ.get("PIP_" + key.upper().replace("-", "_")) or _pip_config(key)
+        value = os.environ.get("PIP_" + key.upper().replace("-", "_")) or config.get(key, "")
         if value:
             values[key] = value.split()
     flags = [f"--{key}={v}" for key, vs in values.items() for v in vs]
-    cert = os.environ.get("PIP_CERT") or _pip_config("cert")  # the TLS roots pip trusts, for the index it asks
+    cert = os.environ.get("PIP_CERT") or config.get("cert", "")  # the TLS roots pip trusts, for the index it asks
     return (flags + (["--index-strategy=unsafe-best-match"] if len(values) > 1 or len(values.get("extra-index-url", [])) else [])
             + ([f"--cert={cert}"] if cert else []))
 
 
-def _pip_config(key):
-    """global.<key> of pip's configuration files, read as pip reads them (global, user, site, then
-    PIP_CONFIG_FILE; configparser, not `pip config`: the environments uv installs have no pip)."""
+def _pip_config():
+    """The [global] section of pip's configuration files, read once, as pip reads them (global, user,
+    site, then PIP_CONFIG_FILE; configparser, not `pip config`: the environments uv installs have no pip)."""
     parser = configparser.RawConfigParser()
     parser.read(_pip_config_files())
-    return parser.get("global", key, fallback="").strip()
+    return {key: value.strip() for key, value in parser.items("global")} if parser.has_section("global") else {}
 
 
 def _pip_config_files():
