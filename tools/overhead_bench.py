@@ -41,13 +41,19 @@ def case_seconds(xml_paths):
                for case in ET.parse(path).getroot().iter("testcase"))
 
 
+def bazel_test(tree, args, events):
+    """xml_summary.read_events of one `bazel test --config=cpu --nocache_test_results` of `args` in
+    `tree`, its build event file written to `events` (the benchmarks' shared run)."""
+    cmd = [os.path.join(tree, "bazelw"), "test", "--config=cpu", "--nocache_test_results", "--keep_going",
+           f"--build_event_json_file={events}", *args]
+    subprocess.run(cmd, cwd=tree, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return xml_summary.read_events(events)
+
+
 def run(tree, targets, events):
     """{label: (action seconds, seconds inside cases)} of one `bazel test` in `tree`."""
-    cmd = [os.path.join(tree, "bazelw"), "test", "--config=cpu", "--nocache_test_results", "--keep_going",
-           "--local_test_jobs=2", f"--build_event_json_file={events}", *targets]
-    subprocess.run(cmd, cwd=tree, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    return {label: (t["seconds"], case_seconds(t["xmls"])) for label, t in xml_summary.read_events(events).items()
-            if t["status"] == "PASSED"}
+    return {label: (t["seconds"], case_seconds(t["xmls"]))
+            for label, t in bazel_test(tree, ["--local_test_jobs=2", *targets], events).items() if t["status"] == "PASSED"}
 
 
 def main(argv):

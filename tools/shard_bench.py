@@ -12,14 +12,13 @@ a timed test: nothing is asserted. Stdlib only.
 
 import argparse
 import os
-import subprocess
 import sys
 import tempfile
 import xml.etree.ElementTree as ET
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
-from tools import xml_summary  # noqa: E402
+from tools import overhead_bench  # noqa: E402
 
 DEFAULT_TARGETS = ("//dsd:checkpoint_migration_test_gpu2", "//dsd:dsd_wrappers_test_gpu4")
 SPLITS = {"balanced": [], "round-robin": ["--test_arg=--durations="]}
@@ -27,18 +26,14 @@ SPLITS = {"balanced": [], "round-robin": ["--test_arg=--durations="]}
 
 def shard_times(xml):
     """(seconds inside cases, wall seconds) of one shard's XML."""
-    root = ET.parse(xml).getroot()
-    cases = sum(float(c.get("time", 0)) for c in root.iter("testcase"))
-    wall = next((float(p.get("value")) for p in root.iter("property") if p.get("name") == "timing.wall"), 0.0)
-    return cases, wall
+    wall = next((float(p.get("value")) for p in ET.parse(xml).getroot().iter("property")
+                 if p.get("name") == "timing.wall"), 0.0)
+    return overhead_bench.case_seconds([xml]), wall
 
 
 def run(targets, extra, events):
-    cmd = [os.path.join(ROOT, "bazelw"), "test", "--config=cpu", "--nocache_test_results", "--keep_going",
-           f"--build_event_json_file={events}", *extra, *targets]
-    subprocess.run(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     return {label: sorted(shard_times(x) for x in t["xmls"] if os.path.exists(x))
-            for label, t in xml_summary.read_events(events).items()}
+            for label, t in overhead_bench.bazel_test(ROOT, [*extra, *targets], events).items()}
 
 
 def main(argv):
