@@ -10,8 +10,9 @@ uses (elastic membership, restarts, an agent importing torch before the ranks ca
     MASTER_PORT, so `init_process_group()` (env://) rendezvouses as under torchrun: rank 0 hosts
     the TCPStore on MASTER_PORT;
   * --fork: this process imports torch and the modules from outside this repository that the
-    program (and --preimport_from modules) import, read from their source and never run, freezes
-    their objects out of the garbage collector's way (gc.freeze), then forks the ranks, which
+    program (and --preimport_from modules) import, read from their source and never run, plus
+    what torch imports lazily on the checkpoint paths; it freezes their objects out of the
+    garbage collector's way (gc.freeze), then forks the ranks, which
     start with them imported (torch's multiprocessing start method "fork"). Without it, each
     rank is a fresh interpreter (spawn), as under torchrun: crash repros use that;
   * when a rank exits non-zero the others are stopped (SIGTERM, then SIGKILL after
@@ -42,6 +43,13 @@ from testing.launcher import processes
 
 _STOP_GRACE = 3.0
 
+# Modules torch imports lazily, inside calls every checkpointing scenario makes (found with py-spy
+# on the ranks): torch._dynamo, about 1.3 s per process, on the first optimizer built
+# (torch/optim/optimizer.py: Optimizer.__init__ -> torch/_compile.py: _disable_dynamo), and DCP's
+# fsspec storage on the first save or load. For a program that imports torch.distributed.checkpoint
+# they are imported once before the fork, not once per rank; other programs do not pay for them.
+CHECKPOINTING_LAZY_IMPORTS = ("torch._dynamo", "torch.distributed.checkpoint._fsspec_filesystem")
+
 
 def parse_args(argv):
     p = argparse.ArgumentParser(prog="python -m testing.launcher.rank_group", description=__doc__.split("\n\n")[0])
@@ -71,14 +79,15 @@ def rank_env(rank, nproc):
 
 
 def _imported_names(path):
-    """Module names the source at `path` imports at its top level (from X import Y gives X and X.Y)."""
+    """Module names the source at `path` imports, at its top level or inside its functions (which
+    import lazily what their calls need): from X import Y gives X and X.Y."""
     try:
         with open(path) as f:
             tree = ast.parse(f.read())
     except (OSError, SyntaxError, ValueError):
         return []
     names = []
-    for node in tree.body:
+    for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             names += [a.name for a in node.names]
         elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
@@ -109,19 +118,29 @@ def third_party_imports(roots):
         origin = _origin(name)
         if origin is None:
             continue
-        if not os.path.realpath(origin).startswith(repo):
+        # Not realpath: in a runfiles tree each file is a symlink into the source tree.
+        if not os.path.abspath(origin).startswith(repo):
             outside.append(name)
         elif origin.endswith(".py"):
             todo += _imported_names(origin)
     return outside
 
 
+def preimport_names(roots):
+    """What preimport imports for the repository modules `roots`: torch, what they import from
+    outside the repository and, for a checkpointing program, CHECKPOINTING_LAZY_IMPORTS."""
+    names = ["torch", "torch.distributed"] + third_party_imports(roots)
+    if any(name.startswith("torch.distributed.checkpoint") for name in names):
+        names += CHECKPOINTING_LAZY_IMPORTS
+    return names
+
+
 def preimport(args):
-    """Imports torch and what the ranks' program and --preimport_from modules import from
-    outside the repository, ignoring failures: the ranks import again and report them."""
+    """Imports preimport_names() of the ranks' program and --preimport_from modules, ignoring
+    failures: the ranks import again and report them."""
     roots = [args.module] if args.module else []
     roots += [_module_of(args.argv[0])] if args.argv and not args.module else []
-    for name in ["torch", "torch.distributed"] + third_party_imports(roots + args.preimport_from):
+    for name in preimport_names(roots + args.preimport_from):
         try:
             importlib.import_module(name)
         except Exception:  # noqa: BLE001 (reported by the ranks, which import it again)
@@ -135,7 +154,7 @@ def preimport(args):
 
 def _module_of(script):
     """The dotted name of a script of this repository (dsd/x.py -> dsd.x), for the import scan."""
-    rel = os.path.relpath(os.path.realpath(script), processes.repository_root())
+    rel = os.path.relpath(os.path.abspath(script), processes.repository_root())
     return rel[:-3].replace(os.sep, ".") if rel.endswith(".py") and not rel.startswith("..") else ""
 
 
