@@ -57,6 +57,12 @@ def run(tree, targets, events):
             for label, t in bazel_test(tree, ["--local_test_jobs=2", *targets], events).items() if t["status"] == "PASSED"}
 
 
+def overhead_and_whole(action):
+    """(overhead, whole) seconds of one target's (action seconds, seconds inside cases)."""
+    whole, cases = action
+    return whole - cases, whole
+
+
 def main(argv):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--base", default="2b55f0d", help="the other launcher's commit")
@@ -72,18 +78,16 @@ def main(argv):
             events = os.path.join(tempfile.mkdtemp(prefix="overhead-bench-"), "events.json")
             runs[name].append(run(tree, args.targets.split(), events))
     labels = sorted(set.intersection(*(set(r) for rs in runs.values() for r in rs)))
-    best = {name: {label: min(rs, key=lambda r: r[label][0])[label] for label in labels} for name, rs in runs.items()}
+    best = {name: {label: overhead_and_whole(min(r[label] for r in rs)) for label in labels}
+            for name, rs in runs.items()}
     names = list(trees)
     print(f"| target | {' | '.join(f'{n}: overhead / whole (s)' for n in names)} |\n|---|" + "---|" * len(names))
     for label in labels:
-        print(f"| `{label}` | " + " | ".join(f"{best[n][label][0] - best[n][label][1]:.1f} / {best[n][label][0]:.1f}"
-                                             for n in names) + " |")
-    print("| **median** | " + " | ".join(
-        f"**{statistics.median(a - c for a, c in best[n].values()):.1f} / "
-        f"{statistics.median(a for a, _ in best[n].values()):.1f}**" for n in names) + " |")
-    print("| **sum** | " + " | ".join(
-        f"**{sum(a - c for a, c in best[n].values()):.0f} / {sum(a for a, _ in best[n].values()):.0f}**"
-        for n in names) + " |")
+        print(f"| `{label}` | " + " | ".join("{:.1f} / {:.1f}".format(*best[n][label]) for n in names) + " |")
+    for what, agg, fmt in (("median", statistics.median, "{:.1f}"), ("sum", sum, "{:.0f}")):
+        print(f"| **{what}** | " + " | ".join(
+            "**" + " / ".join(fmt.format(agg([pair[i] for pair in best[n].values()])) for i in (0, 1)) + "**"
+            for n in names) + " |")
     print(f"{len(labels)} targets passing in every run; whole = the test action's time, overhead = whole - time "
           f"inside cases (the run with the shortest action, of {args.repeats}); machine: {os.cpu_count()} cores")
     return 0
