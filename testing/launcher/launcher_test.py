@@ -214,7 +214,7 @@ class FaultsOutsideCasesTest(parameterized.TestCase):
         self.assertIn(words, message + text)
         self.assertEqual([results[c][0] for c in FAULT_CASES], case_statuses, run.output)
         failing = [rid for rid, (s, _, _) in results.items() if s.failing and rid not in FAULT_CASES]
-        self.assertEqual(failing, [entry], "exactly one entry names the fault")
+        self.assertEqual(failing, [entry], "exactly one entry names the fault:\n" + run.output)
         run.assert_no_leftovers()
 
     @parameterized.product(starter=["torchrun", "spawn"],
@@ -230,7 +230,7 @@ class FaultsOutsideCasesTest(parameterized.TestCase):
         self.assertIn(words, results[entry][1] + results[entry][2])
         self.assertEqual([results[c][0] for c in FAULT_CASES], case_statuses, run.output)
         failing = [rid for rid, (s, _, _) in results.items() if s.failing and rid not in FAULT_CASES]
-        self.assertEqual(failing, [entry], "exactly one entry names the fault")
+        self.assertEqual(failing, [entry], "exactly one entry names the fault:\n" + run.output)
         run.assert_no_leftovers()
 
     def test_without_a_fault_everything_passes(self):
