@@ -31,7 +31,7 @@ from absl.testing import absltest
 from proofs import servers
 from third_party.envs import install
 from tools.testing import host_tools
-from tools.testing.nested_bazel import SHORT_LIVED_SERVER
+from tools.testing.nested_bazel import startup_options
 
 ENV_NEUTRAL = "//tools:xml_summary_test"
 SMALL = ["//dsd:fsdp_model_state_test_gpu2", "//testing/launcher:plan_test", ENV_NEUTRAL]
@@ -66,7 +66,7 @@ class Checkout:
         shutil.copytree(servers.workspace(), path, symlinks=True,
                         ignore=shutil.ignore_patterns("bazel-*", ".bazelrc.env", "user.bazelrc", ".git"))
         os.makedirs(self.home)
-        self.startup = [f"--output_user_root={tmp}/{name}-bazel", "--max_idle_secs=60", *SHORT_LIVED_SERVER]
+        self.startup = startup_options(f"{tmp}/{name}-bazel", 60)
         self.extra_env = {}
 
     def adopt_env(self, env_dir):

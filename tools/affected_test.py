@@ -14,7 +14,7 @@ from absl.testing import absltest
 
 from tools import affected
 from tools.testing import host_tools
-from tools.testing.nested_bazel import SHORT_LIVED_SERVER
+from tools.testing.nested_bazel import startup_options
 
 FILES = {
     "WORKSPACE": 'workspace(name = "throwaway")\n',
@@ -66,8 +66,7 @@ class AffectedTest(absltest.TestCase):
         # Nested Bazel: its own output root (the user's is read-only in the sandbox).
         cls.bazel = os.path.join(tmp, "bazel")
         with open(cls.bazel, "w") as f:
-            f.write(f'#!/bin/sh\nexec {real} --output_user_root={tmp}/bazel_root --max_idle_secs=120 '
-                    f'{" ".join(SHORT_LIVED_SERVER)} "$@"\n')
+            f.write(f'#!/bin/sh\nexec {real} {" ".join(startup_options(f"{tmp}/bazel_root", 120))} "$@"\n')
         os.chmod(cls.bazel, 0o755)
         shutil.rmtree(cls.repo, ignore_errors=True)
         for path, content in FILES.items():

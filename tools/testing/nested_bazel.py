@@ -11,6 +11,11 @@ from tools.testing import host_tools
 # measured with /proc/stat). Startup options only: no action key or result depends on them.
 SHORT_LIVED_SERVER = ("--host_jvm_args=-XX:TieredStopAtLevel=1",)
 
+
+def startup_options(output_user_root, max_idle_secs):
+    """Startup options of a nested server: its own output root, a short idle life, C1 only."""
+    return [f"--output_user_root={output_user_root}", f"--max_idle_secs={max_idle_secs}", *SHORT_LIVED_SERVER]
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.realpath(__file__))))
 
 
@@ -27,8 +32,7 @@ class NestedBazel:
 
     def __init__(self, workspace, tmp, output_base=None, max_idle_secs=120):
         self.workspace, self.tmp = workspace, tmp
-        self.startup = [host_tools.tool("bazel"), f"--output_user_root={tmp}/bazel_root",
-                        f"--max_idle_secs={max_idle_secs}", *SHORT_LIVED_SERVER]
+        self.startup = [host_tools.tool("bazel"), *startup_options(f"{tmp}/bazel_root", max_idle_secs)]
         if output_base:
             self.startup.append(f"--output_base={output_base}")
 
