@@ -16,6 +16,7 @@ def startup_options(output_user_root, max_idle_secs):
     """Startup options of a nested server: its own output root, a short idle life, C1 only."""
     return [f"--output_user_root={output_user_root}", f"--max_idle_secs={max_idle_secs}", *SHORT_LIVED_SERVER]
 
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.realpath(__file__))))
 
 
