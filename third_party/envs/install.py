@@ -75,12 +75,69 @@ def sync(uv, python, lock_path, root):
     """The environment becomes exactly the lock (installs, upgrades and removes), every file's
     hash checked, every module compiled; uv's cache (hard-linked into environments) lives beside them."""
     env = dict(os.environ, UV_CACHE_DIR=os.path.join(root, ".uv-cache"))
-    cmd = [uv, "pip", "sync", "--python", python, "--require-hashes", "--compile-bytecode", "--quiet", *pip_sources(),
-           lock_path]
+    cmd = [uv, "pip", "sync", "--python", python, "--require-hashes", "--quiet", *pip_sources(), lock_path]
     proc = subprocess.run(cmd, stdout=sys.stderr, stderr=subprocess.PIPE, text=True, env=env)
     if proc.returncode:  # uv's reason on the one line a repository rule's failure shows
         reason = " ".join(line.strip() for line in proc.stderr.splitlines() if line.strip())
         raise SystemExit(f"uv pip sync {os.path.basename(lock_path)} failed ({proc.returncode}): {reason}")
+    compile_bytecode(python, root)
+
+
+def compile_bytecode(python, root):
+    """Every module of the environment compiled to timestamp-checked bytecode, as uv's
+    --compile-bytecode writes it. A source that is the same file (one hard link from uv's cache) as
+    in a complete sibling environment takes that environment's .pyc as a hard link, valid since the
+    .pyc records the source's mtime and size: the framework environments do not compile again the
+    torch their torch environment compiled (about 20 core-seconds each)."""
+    out = subprocess.run([python, "-c", "import sys, sysconfig; print(sys.implementation.cache_tag); "
+                          "print(sysconfig.get_paths()['purelib'])"], check=True, capture_output=True, text=True)
+    tag, site = out.stdout.split()
+    linked = link_sibling_bytecode(site, tag, root)
+    _log(f"{linked} modules' bytecode linked from sibling environments; compiling the rest")
+    # compileall exits 1 when a file does not compile (a package's Python 2 example); so does uv's step.
+    subprocess.run([python, "-m", "compileall", "-qq", "-j", "0", "--invalidation-mode", "timestamp", site],
+                   stdout=sys.stderr)
+
+
+def link_sibling_bytecode(site, tag, root):
+    """Hard-links into `site` the .pyc of each source it shares (same inode) with a complete sibling
+    environment under `root`; returns how many."""
+    env_dir = os.path.dirname(os.path.dirname(os.path.dirname(site)))  # <env>/lib/pythonX.Y/site-packages
+    siblings = [os.path.join(s, os.path.relpath(site, env_dir)) for s in _complete_siblings(root, env_dir)]
+    linked = 0
+    for dirpath, dirnames, names in os.walk(site):
+        dirnames[:] = [d for d in dirnames if d != "__pycache__"]
+        for name in (n for n in names if n.endswith(".py")):
+            source = os.path.join(dirpath, name)
+            pyc = _shared_pyc(source, os.path.relpath(source, site), siblings, tag)
+            if pyc:
+                cache = os.path.join(dirpath, "__pycache__")
+                os.makedirs(cache, exist_ok=True)
+                with contextlib.suppress(FileExistsError):
+                    os.link(pyc, os.path.join(cache, os.path.basename(pyc)))
+                    linked += 1
+    return linked
+
+
+def _complete_siblings(root, env_dir):
+    for name in sorted(os.listdir(root)):
+        path = os.path.join(root, name)
+        stamp = _read(os.path.join(path, STAMP)) or ""
+        if path != env_dir and stamp == COMPLETE.format(digest=name.rsplit("-", 1)[-1]):
+            yield path
+
+
+def _shared_pyc(source, rel, sibling_sites, tag):
+    """The .pyc of `source` in a sibling whose source at `rel` is the same file, or None."""
+    st = os.stat(source)
+    for site in sibling_sites:
+        other = os.path.join(site, rel)
+        with contextlib.suppress(OSError):
+            if os.path.samestat(st, os.stat(other)):
+                pyc = os.path.join(os.path.dirname(other), "__pycache__", f"{os.path.basename(rel)[:-3]}.{tag}.pyc")
+                if os.path.exists(pyc):
+                    return pyc
+    return None
 
 
 def pip_sources():
