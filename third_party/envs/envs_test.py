@@ -73,6 +73,38 @@ class InstallTest(unittest.TestCase):
         with open(os.path.join(root, eid, install.STAMP)) as f:
             self.assertEqual(f.read(), install.COMPLETE.format(digest=eid.rsplit("-", 1)[1]))
 
+    def test_bytecode_is_linked_only_from_a_complete_sibling_for_the_same_file(self):
+        """A source hard-linked from the same cache file as a complete sibling's takes the sibling's
+        .pyc; an equal but separate file, or an incomplete sibling, gives none."""
+        root = tempfile.mkdtemp()
+        site = os.path.join("lib", "python3.11", "site-packages")
+
+        def env(name, complete):
+            os.makedirs(os.path.join(root, name, site, "pkg", "__pycache__"))
+            if complete:
+                with open(os.path.join(root, name, install.STAMP), "w") as f:
+                    f.write(install.COMPLETE.format(digest=name.rsplit("-", 1)[1]))
+            return os.path.join(root, name, site)
+
+        done, busy, new = env("torch-00000000000000aa", True), env("other-00000000000000bb", False), \
+            env("frameworks-00000000000000cc", False)
+        for module in ("shared", "copied"):
+            with open(os.path.join(done, "pkg", f"{module}.py"), "w") as f:
+                f.write("x = 1\n")
+        for sibling in (busy, new):  # every environment's shared.py is one file of uv's cache
+            os.link(os.path.join(done, "pkg", "shared.py"), os.path.join(sibling, "pkg", "shared.py"))
+        for sibling in (done, busy):
+            for module in ("shared", "copied"):
+                with open(os.path.join(sibling, "pkg", "__pycache__", f"{module}.cpython-311.pyc"), "w") as f:
+                    f.write(sibling)
+        with open(os.path.join(new, "pkg", "copied.py"), "w") as f:
+            f.write("x = 1\n")
+        self.assertEqual(install.link_sibling_bytecode(new, "cpython-311", root), 1)
+        cache = os.path.join(new, "pkg", "__pycache__")
+        self.assertEqual(os.listdir(cache), ["shared.cpython-311.pyc"])
+        self.assertTrue(os.path.samefile(os.path.join(cache, "shared.cpython-311.pyc"),
+                                         os.path.join(done, "pkg", "__pycache__", "shared.cpython-311.pyc")))
+
 
 class ProbeTest(unittest.TestCase):
 

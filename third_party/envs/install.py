@@ -11,9 +11,10 @@ function of the lock alone, the same on every machine that uses the same root. `
 (uv pinned with its hash by uv.txt) makes it exactly the lock, every file's hash checked, from
 uv's cache beside the environments (hard links: a changed pin installs only what changed), with
 every module compiled to bytecode: tests import from a read-only sandbox, where Python cannot
-write the .pyc files it would otherwise compile on every import. The directory is complete when
-its stamp file holds the lock's digest and the recipe (COMPLETE). Prints one JSON line:
-{"id": ..., "python": <interpreter path>}.
+write the .pyc files it would otherwise compile on every import (a module that another
+environment compiled from the same cached file shares its .pyc: compile_bytecode). The directory
+is complete when its stamp file holds the lock's digest and the recipe (COMPLETE). Prints one
+JSON line: {"id": ..., "python": <interpreter path>}.
 """
 
 import argparse
