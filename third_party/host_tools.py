@@ -80,8 +80,7 @@ def install(tool, cache_dir, requirements):
         venv = os.path.join(cache_dir, "remote-proof-venv")
         base = os.environ.get("DSD_BASE_PYTHON") or sys.executable
         if subprocess.run([base, "-m", "venv", "--without-pip", venv], stdout=sys.stderr).returncode == 0:
-            env_root = os.environ.get("DSD_ENV_ROOT") or os.path.join(cache_dir, "envs")
-            env = dict(os.environ, UV_CACHE_DIR=os.path.join(env_root, ".uv-cache"))  # the environments' own
+            env = installer.uv_env(os.environ.get("DSD_ENV_ROOT") or os.path.join(cache_dir, "envs"))
             subprocess.run([installer.uv_binary(cache_dir, base), "pip", "install", "--python",
                             os.path.join(venv, "bin", "python3"), "--compile-bytecode", "--quiet",
                             *installer.pip_sources(), "-r", requirements], stdout=sys.stderr, env=env)

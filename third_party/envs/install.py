@@ -54,12 +54,11 @@ def install(name, lock_path, root, base_python):
     eid = env_id(name, lock_path)
     path = os.path.join(root, eid)
     python = os.path.join(path, "bin", "python3")
-    digest = COMPLETE.format(digest=eid.rsplit("-", 1)[1])
-    if _read(os.path.join(path, STAMP)) == digest and os.path.exists(python):
+    if _complete(path) and os.path.exists(python):
         return eid, python  # complete: nothing to write (the root may be read-only, e.g. in a sandbox)
     os.makedirs(root, exist_ok=True)
     with _exclusive(os.path.join(root, f".{eid}.lock")):
-        if _read(os.path.join(path, STAMP)) == digest and os.path.exists(python):
+        if _complete(path) and os.path.exists(python):
             return eid, python
         if not os.path.exists(python):
             shutil.rmtree(path, ignore_errors=True)
@@ -68,20 +67,30 @@ def install(name, lock_path, root, base_python):
         _log(f"{eid}: uv pip sync --require-hashes {os.path.basename(lock_path)}")
         sync(uv_binary(os.path.dirname(root.rstrip(os.sep)), base_python), python, lock_path, root)
         with open(os.path.join(path, STAMP), "w") as f:
-            f.write(digest)
+            f.write(COMPLETE.format(digest=eid.rsplit("-", 1)[1]))
     return eid, python
+
+
+def _complete(path):
+    """Whether the environment at `path` (<root>/<id>) was installed and compiled by this recipe."""
+    return _read(os.path.join(path, STAMP)) == COMPLETE.format(digest=os.path.basename(path).rsplit("-", 1)[-1])
 
 
 def sync(uv, python, lock_path, root):
     """The environment becomes exactly the lock (installs, upgrades and removes), every file's
     hash checked, every module compiled; uv's cache (hard-linked into environments) lives beside them."""
-    env = dict(os.environ, UV_CACHE_DIR=os.path.join(root, ".uv-cache"))
+    env = uv_env(root)
     cmd = [uv, "pip", "sync", "--python", python, "--require-hashes", "--quiet", *pip_sources(), lock_path]
     proc = subprocess.run(cmd, stdout=sys.stderr, stderr=subprocess.PIPE, text=True, env=env)
     if proc.returncode:  # uv's reason on the one line a repository rule's failure shows
         reason = " ".join(line.strip() for line in proc.stderr.splitlines() if line.strip())
         raise SystemExit(f"uv pip sync {os.path.basename(lock_path)} failed ({proc.returncode}): {reason}")
     compile_bytecode(python, root)
+
+
+def uv_env(root):
+    """uv's environment: its cache beside the environments under `root`, hard-linked into them."""
+    return dict(os.environ, UV_CACHE_DIR=os.path.join(root, ".uv-cache"))
 
 
 def compile_bytecode(python, root):
@@ -95,9 +104,12 @@ def compile_bytecode(python, root):
     tag, site = out.stdout.split()
     linked = link_sibling_bytecode(site, tag, root)
     _log(f"{linked} modules' bytecode linked from sibling environments; compiling the rest")
-    # compileall exits 1 when a file does not compile (a package's Python 2 example); so does uv's step.
-    subprocess.run([python, "-m", "compileall", "-qq", "-j", "0", "--invalidation-mode", "timestamp", site],
-                   stdout=sys.stderr)
+    # compileall exits 1 when a file does not compile (a package's Python 2 example), which uv's
+    # step also passes over; any other status is a failed install.
+    rc = subprocess.run([python, "-m", "compileall", "-qq", "-j", "0", "--invalidation-mode", "timestamp", site],
+                        stdout=sys.stderr).returncode
+    if rc not in (0, 1):
+        raise SystemExit(f"compiling {site} to bytecode failed ({rc})")
 
 
 def link_sibling_bytecode(site, tag, root):
@@ -121,11 +133,8 @@ def link_sibling_bytecode(site, tag, root):
 
 
 def _complete_siblings(root, env_dir):
-    for name in sorted(os.listdir(root)):
-        path = os.path.join(root, name)
-        stamp = _read(os.path.join(path, STAMP)) or ""
-        if path != env_dir and stamp == COMPLETE.format(digest=name.rsplit("-", 1)[-1]):
-            yield path
+    paths = (os.path.join(root, name) for name in sorted(os.listdir(root)))
+    return [path for path in paths if path != env_dir and _complete(path)]
 
 
 def _shared_pyc(source, rel, sibling_sites, tag):
