@@ -88,7 +88,9 @@ def install(tool, cache_dir, requirements):
 
 def _env_installer():
     """third_party/envs/install.py, beside this script: the environments' uv and package sources."""
-    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "envs"))
+    envs = os.path.join(os.path.dirname(os.path.abspath(__file__)), "envs")
+    if envs not in sys.path:
+        sys.path.insert(0, envs)
     import install  # noqa: E402
     return install
 

@@ -67,13 +67,18 @@ def install(name, lock_path, root, base_python):
         _log(f"{eid}: uv pip sync --require-hashes {os.path.basename(lock_path)}")
         sync(uv_binary(os.path.dirname(root.rstrip(os.sep)), base_python), python, lock_path, root)
         with open(os.path.join(path, STAMP), "w") as f:
-            f.write(COMPLETE.format(digest=eid.rsplit("-", 1)[1]))
+            f.write(_stamp(eid))
     return eid, python
+
+
+def _stamp(eid):
+    """What a complete environment's stamp file holds: its lock's digest and this recipe."""
+    return COMPLETE.format(digest=eid.rsplit("-", 1)[-1])
 
 
 def _complete(path):
     """Whether the environment at `path` (<root>/<id>) was installed and compiled by this recipe."""
-    return _read(os.path.join(path, STAMP)) == COMPLETE.format(digest=os.path.basename(path).rsplit("-", 1)[-1])
+    return _read(os.path.join(path, STAMP)) == _stamp(os.path.basename(path))
 
 
 def sync(uv, python, lock_path, root):
